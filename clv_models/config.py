@@ -1,0 +1,260 @@
+"""Configuration: defaults, the ``clv.yaml`` file and command-line overrides.
+
+One :class:`Config` object travels through every stage, so the generator, dbt, Feast,
+training and scoring agree on where the data lives, the horizon and the as-of schedule.
+
+Precedence (lowest to highest): built-in defaults, the YAML file (``clv.yaml`` in the current
+directory, or ``--config PATH``), then command-line flags.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+#: The repository root: ``warehouse/`` and ``feature_repo/`` live here.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_FILE = "clv.yaml"
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown or out of range."""
+
+
+@dataclass
+class ShopConfig:
+    """Settings of the synthetic shop written by ``clv generate``."""
+
+    customers: int = 20_000
+    start: dt.date = dt.date(2023, 1, 1)
+    end: dt.date = dt.date(2026, 1, 1)  # exclusive
+    seed: int = 42
+    anonymous_view_share: float = 0.08
+
+
+@dataclass
+class ScheduleConfig:
+    """The as-of dates (cutoffs) at which features and labels are computed.
+
+    Dates are ``start``, ``start + every``, ``start + 2*every`` ... up to and including the day
+    after the last event. ``unit`` is ``month``, ``week`` or ``day``.
+    """
+
+    start: dt.date = dt.date(2023, 7, 1)
+    every: int = 1
+    unit: str = "month"
+
+    def dates(self, end_exclusive: dt.date) -> list[dt.date]:
+        """As-of dates from ``start`` up to ``end_exclusive`` (included: features use ``< t``)."""
+        if self.every < 1:
+            raise ConfigError("as_of.every must be >= 1")
+        out: list[dt.date] = []
+        i = 0
+        while True:
+            t = _shift(self.start, self.unit, self.every * i)
+            if t > end_exclusive:
+                return out
+            out.append(t)
+            i += 1
+
+
+def _shift(d: dt.date, unit: str, n: int) -> dt.date:
+    if unit == "day":
+        return d + dt.timedelta(days=n)
+    if unit == "week":
+        return d + dt.timedelta(weeks=n)
+    if unit == "month":
+        months = d.year * 12 + (d.month - 1) + n
+        year, month = divmod(months, 12)
+        if d.day > 28:
+            raise ConfigError("as_of.start must fall on day 1-28 when as_of.unit is month")
+        return dt.date(year, month + 1, d.day)
+    raise ConfigError(f"as_of.unit must be one of day, week, month (got {unit!r})")
+
+
+@dataclass
+class XGBoostConfig:
+    """XGBoost baseline settings (Tweedie regressor + purchase classifier)."""
+
+    n_estimators: int = 600
+    learning_rate: float = 0.05
+    max_depth: int = 5
+    tweedie_variance_power: float = 1.5
+    early_stopping_rounds: int = 40
+    n_jobs: int = 0  # 0 = all cores
+
+
+@dataclass
+class DeepConfig:
+    """PyTorch deep regressor (ZILN head) settings."""
+
+    hidden: list[int] = field(default_factory=lambda: [128, 64])
+    dropout: float = 0.1
+    epochs: int = 40
+    batch_size: int = 2048
+    learning_rate: float = 2e-3
+    weight_decay: float = 1e-5
+    patience: int = 5
+    device: str = "auto"  # auto | cpu | cuda
+
+
+@dataclass
+class Config:
+    """Everything one pipeline run needs."""
+
+    data_dir: Path = Path("data")
+    horizon_days: int = 180
+    as_of: ScheduleConfig = field(default_factory=ScheduleConfig)
+    shop: ShopConfig = field(default_factory=ShopConfig)
+    xgboost: XGBoostConfig = field(default_factory=XGBoostConfig)
+    deep: DeepConfig = field(default_factory=DeepConfig)
+    seed: int = 7
+    warehouse_dir: Path = PROJECT_ROOT / "warehouse"
+    feature_repo_dir: Path = PROJECT_ROOT / "feature_repo"
+
+    # -- derived locations -------------------------------------------------------------------
+    @property
+    def raw_dir(self) -> Path:
+        return self.data_dir / "raw"
+
+    @property
+    def truth_dir(self) -> Path:
+        return self.data_dir / "truth"
+
+    @property
+    def features_dir(self) -> Path:
+        return self.data_dir / "features"
+
+    @property
+    def feast_dir(self) -> Path:
+        return self.data_dir / "feast"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.data_dir / "reports"
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.data_dir / "warehouse.duckdb"
+
+    def resolved(self) -> Config:
+        """Return a copy whose paths are absolute (Feast and dbt run from other directories)."""
+        return dataclasses.replace(
+            self,
+            data_dir=self.data_dir.expanduser().resolve(),
+            warehouse_dir=self.warehouse_dir.expanduser().resolve(),
+            feature_repo_dir=self.feature_repo_dir.expanduser().resolve(),
+        )
+
+    def env(self) -> dict[str, str]:
+        """Environment variables that dbt's profile and the Feast repo read their paths from."""
+        c = self.resolved()
+        return {
+            "CLV_DATA_DIR": str(c.data_dir),
+            "CLV_RAW_DIR": str(c.raw_dir),
+            "CLV_WAREHOUSE_PATH": str(c.warehouse_path),
+            "CLV_FEATURES_DIR": str(c.features_dir),
+            "CLV_FEAST_DIR": str(c.feast_dir),
+        }
+
+    def dbt_vars(self) -> dict[str, Any]:
+        """The dbt ``--vars`` that carry the horizon and the as-of schedule."""
+        return {
+            "horizon_days": self.horizon_days,
+            "as_of_start": self.as_of.start.isoformat(),
+            "as_of_every": self.as_of.every,
+            "as_of_unit": self.as_of.unit,
+        }
+
+
+# -- loading ---------------------------------------------------------------------------------
+
+_SECTIONS = {"as_of": ScheduleConfig, "shop": ShopConfig, "xgboost": XGBoostConfig,
+             "deep": DeepConfig}
+
+
+def _coerce(cls: type, name: str, value: Any, where: str) -> Any:
+    f = {f.name: f for f in dataclasses.fields(cls)}.get(name)
+    if f is None:
+        known = ", ".join(sorted(x.name for x in dataclasses.fields(cls)))
+        raise ConfigError(f"unknown setting {where}{name!r}; known: {known}")
+    default = getattr(cls(), name)
+    try:
+        if isinstance(default, bool):
+            return value if isinstance(value, bool) else str(value).lower() in {"1", "true", "yes"}
+        if isinstance(default, Path):
+            return Path(value)
+        if isinstance(default, dt.date):
+            return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+        if isinstance(default, int):
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+        if isinstance(default, list):
+            if isinstance(value, str):
+                value = [v for v in value.split(",") if v]
+            return [type(default[0])(v) for v in value] if default else list(value)
+        return type(default)(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"bad value for {where}{name}: {value!r} ({exc})") from exc
+
+
+def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
+    """Apply ``{"section.key": value}`` or ``{"key": value}`` overrides (YAML or CLI)."""
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if isinstance(value, dict) and key in _SECTIONS:
+            for sub, v in value.items():
+                apply_overrides(cfg, {f"{key}.{sub}": v})
+            continue
+        if "." in key:
+            section, name = key.split(".", 1)
+            if section not in _SECTIONS:
+                raise ConfigError(f"unknown section {section!r}; known: {', '.join(_SECTIONS)}")
+            obj = getattr(cfg, section)
+            setattr(obj, name, _coerce(type(obj), name, value, f"{section}."))
+        else:
+            setattr(cfg, key, _coerce(Config, key, value, ""))
+    if cfg.horizon_days < 1:
+        raise ConfigError("horizon_days must be >= 1")
+    if cfg.shop.customers < 1:
+        raise ConfigError("shop.customers must be >= 1")
+    if cfg.shop.end <= cfg.shop.start:
+        raise ConfigError("shop.end must be after shop.start")
+    return cfg
+
+
+def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Build the configuration from defaults, a YAML file and overrides.
+
+    Parameters
+    ----------
+    path
+        A YAML file. When ``None``, ``clv.yaml`` in the current directory is used if it exists.
+    overrides
+        ``{"section.key": value}`` pairs, typically from command-line flags.
+    """
+    cfg = Config()
+    if path is None and Path(DEFAULT_CONFIG_FILE).exists():
+        path = Path(DEFAULT_CONFIG_FILE)
+    if path is not None:
+        if not path.exists():
+            raise ConfigError(f"config file not found: {path}")
+        data = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level")
+        apply_overrides(cfg, data)
+        if not cfg.data_dir.is_absolute():  # relative to the config file, like dbt and Feast
+            cfg.data_dir = path.resolve().parent / cfg.data_dir
+    apply_overrides(cfg, overrides or {})
+    return cfg

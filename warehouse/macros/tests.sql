@@ -1,0 +1,14 @@
+{#- Generic data tests written here because dbt packages cannot be installed. -#}
+
+{% test clv_non_negative(model, column_name) %}
+select {{ column_name }}
+from {{ model }}
+where {{ column_name }} < 0
+{% endtest %}
+
+{% test clv_unique_combination(model, columns) %}
+select {{ columns | join(', ') }}, count(*) as n
+from {{ model }}
+group by {{ columns | join(', ') }}
+having count(*) > 1
+{% endtest %}

@@ -1,0 +1,31 @@
+-- Typed raw page views with the reason a row cannot be trusted (null when it can). An empty
+-- customer_id is an anonymous visitor, not an error.
+with
+
+source as (
+
+    select * from {{ source('raw', 'page_views') }}
+
+),
+
+typed as (
+
+    select
+        {{ clv_clean_id('customer_id') }} as customer_id,
+        {{ clv_utc_timestamp('viewed_at') }} as viewed_at,
+        {{ clv_clean_id('session_id') }} as session_id,
+        lower({{ clv_clean_id('page_type') }}) as page_type,
+        {{ clv_clean_id('product_id') }} as product_id,
+        {{ clv_clean_id('category') }} as category,
+        {{ clv_as_text('viewed_at') }} as viewed_at_raw
+    from source
+
+)
+
+select
+    *,
+    case
+        when viewed_at is null then 'missing or unparseable viewed_at'
+        when viewed_at > {{ dbt.current_timestamp() }} then 'viewed_at in the future'
+    end as quarantine_reason
+from typed
