@@ -11,8 +11,8 @@ Generative process (documented in the README, "Synthetic shop"):
 * **Purchases** (Pareto/NBD-like). Each customer has a latent purchase rate ``lambda`` (per day,
   gamma distributed across customers) and a latent dropout rate ``mu``; the customer is alive for
   an exponential lifetime ``tau ~ Exp(mu)`` after acquisition and then goes quiet for good. While
-  alive, repeat orders arrive as a Poisson process with intensity ``lambda * s(t)``, where ``s`` is a
-  weekly x yearly seasonality with mean 1 (weekends and November/December are busier).
+  alive, repeat orders arrive as a Poisson process with intensity ``lambda * s(t)``, where ``s``
+  is a weekly x yearly seasonality with mean 1 (weekends and November/December are busier).
 * **Spend.** A latent spend level ``m`` (log-normal); each order's total is Gamma with mean ``m``.
 * **Returns.** A latent return propensity ``rho`` (beta); each order is returned with probability
   ``rho`` a few days later, refunding 30-100 % of the order total.

@@ -1,0 +1,179 @@
+"""The ``clv`` command line: the whole chain (``clv run``) and each stage on its own."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from clv_models import __version__
+from clv_models.config import Config, ConfigError, load_config
+
+console = Console(width=max(Console().width, 120))
+
+
+def _parse_set(values: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for item in values:
+        if "=" not in item:
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--set")
+        key, value = item.split("=", 1)
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _config(ctx: click.Context, **overrides) -> Config:
+    """The configuration with the group's options and the command's own flags applied."""
+    obj = ctx.obj
+    merged = {**obj["overrides"], **{k: v for k, v in overrides.items() if v is not None}}
+    try:
+        return load_config(obj["config_path"], merged)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from exc
+
+
+class _Group(click.Group):
+    """Turns the product's expected failures into one clear message instead of a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        from clv_models.features import FeatureStoreError
+        from clv_models.warehouse import DbtError
+
+        try:
+            return super().invoke(ctx)
+        except (DbtError, FeatureStoreError, FileNotFoundError, ValueError, KeyError,
+                RuntimeError) as exc:
+            if isinstance(exc, click.ClickException):
+                raise
+            raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="clv")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="YAML configuration file (default: ./clv.yaml when present).")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where raw data, the warehouse, features, models and reports live "
+                   "(default: ./data).")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="Override any setting, e.g. --set deep.epochs=10 --set horizon_days=90.")
+@click.pass_context
+def main(ctx: click.Context, config_path: Path | None, data_dir: Path | None,
+         settings: tuple[str, ...]) -> None:
+    """Customer lifetime value: dbt on DuckDB -> Feast -> XGBoost + PyTorch -> scores.
+
+    Run `clv run` for the whole chain on a generated shop, or the stages one by one:
+    generate, build, features, train, evaluate, score.
+    """
+    overrides = _parse_set(settings)
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    ctx.obj = {"config_path": config_path, "overrides": overrides}
+
+
+def _pipeline(cfg: Config):
+    from clv_models.pipeline import Pipeline
+
+    return Pipeline(cfg, console=console)
+
+
+@main.command()
+@click.option("--customers", type=int, help="Customers in the generated shop.")
+@click.option("--seed", type=int, help="Seed of the generated shop.")
+@click.option("--horizon-days", type=int, help="Prediction horizon in days.")
+@click.option("--epochs", type=int, help="Maximum epochs of the deep model.")
+@click.option("--skip-generate", is_flag=True,
+              help="Use the raw data already in DATA_DIR/raw (e.g. from `clv import`).")
+@click.pass_context
+def run(ctx: click.Context, customers, seed, horizon_days, epochs, skip_generate) -> None:
+    """Run the whole chain: generate -> build -> features -> train -> evaluate -> score."""
+    cfg = _config(ctx, **{"shop.customers": customers, "shop.seed": seed,
+                          "horizon_days": horizon_days, "deep.epochs": epochs})
+    _pipeline(cfg).run(generate=not skip_generate)
+
+
+@main.command()
+@click.option("--customers", type=int, help="Number of customers (default 20,000).")
+@click.option("--seed", type=int, help="Random seed (same seed and size: same shop).")
+@click.option("--start", type=click.DateTime(["%Y-%m-%d"]), help="First day of the shop.")
+@click.option("--end", type=click.DateTime(["%Y-%m-%d"]), help="Day after the last day.")
+@click.pass_context
+def generate(ctx: click.Context, customers, seed, start, end) -> None:
+    """Write a synthetic shop (raw tables + ground truth) to DATA_DIR/raw and DATA_DIR/truth."""
+    cfg = _config(ctx, **{"shop.customers": customers, "shop.seed": seed,
+                          "shop.start": start.date() if start else None,
+                          "shop.end": end.date() if end else None})
+    p = _pipeline(cfg)
+    p.generate()
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("dbt_args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def build(ctx: click.Context, dbt_args: tuple[str, ...]) -> None:
+    """`dbt build` of warehouse/ (extra arguments go to dbt, e.g. `clv build --select marts`)."""
+    from clv_models import warehouse
+
+    cfg = _config(ctx)
+    if dbt_args:
+        result = warehouse.run_dbt(cfg, ["build", *dbt_args], echo=console.print)
+        console.print(f"{result.passed}/{result.nodes_total} nodes ok")
+    else:
+        _pipeline(cfg).build()
+
+
+@main.command()
+@click.pass_context
+def features(ctx: click.Context) -> None:
+    """Feast apply, then materialize new feature rows into the online store (incremental)."""
+    _pipeline(_config(ctx)).features()
+
+
+@main.command()
+@click.option("--epochs", type=int, help="Maximum epochs of the deep model.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]),
+              help="Device of the deep model (auto: CUDA when available).")
+@click.pass_context
+def train(ctx: click.Context, epochs, device) -> None:
+    """Train the naive baseline, XGBoost and the deep model on the Feast training set."""
+    p = _pipeline(_config(ctx, **{"deep.epochs": epochs, "deep.device": device}))
+    p.train()
+
+
+@main.command()
+@click.pass_context
+def evaluate(ctx: click.Context) -> None:
+    """Evaluate the saved models on the held-out as-of date and write the report."""
+    p = _pipeline(_config(ctx))
+    p.evaluate()
+    console.print(p.metrics_table())
+
+
+@main.command()
+@click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]),
+              help="As-of date to score (default: the latest).")
+@click.pass_context
+def score(ctx: click.Context, as_of) -> None:
+    """Score customers with the saved models and write clv_scores to the warehouse."""
+    from clv_models import scoring, training
+
+    cfg = _config(ctx)
+    models = training.load_models(cfg, training.PRODUCT_MODELS)
+    result = scoring.score(cfg, models, as_of=as_of.date() if as_of else None)
+    console.print(f"run {result.run_id}: scored {result.rows} at {result.as_of_date} -> "
+                  f"{cfg.resolved().warehouse_path}:clv_scores")
+
+
+@main.command()
+@click.pass_context
+def env(ctx: click.Context) -> None:
+    """Print shell exports so `dbt` and `feast` can be run by hand: eval "$(clv env)"."""
+    for key, value in _config(ctx).env().items():
+        click.echo(f"export {key}={shlex.quote(value)}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

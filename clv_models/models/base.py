@@ -1,0 +1,113 @@
+"""The interface every CLV estimator implements, and artefact saving/loading."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+METADATA_FILE = "metadata.json"
+
+
+@dataclass
+class Prediction:
+    """Predictions for a batch of customers (arrays aligned with the input rows).
+
+    ``p_purchase`` and the quantiles are ``None`` where a model does not produce them.
+    """
+
+    predicted_clv: np.ndarray
+    p_purchase: np.ndarray | None = None
+    clv_p10: np.ndarray | None = None
+    clv_p50: np.ndarray | None = None
+    clv_p90: np.ndarray | None = None
+    top_drivers: list[str | None] | None = None
+
+
+class CLVModel:
+    """Base class: predicts net revenue over the horizon from a feature frame.
+
+    Subclasses set :attr:`name`, implement :meth:`fit`, :meth:`predict`, :meth:`_save_weights`
+    and :meth:`_load_weights`; this class handles metadata and the artefact's version (a content
+    hash of the saved files, so the same weights always get the same version).
+    """
+
+    name: ClassVar[str] = "base"
+    feature_names: list[str]
+    metadata: dict[str, Any]
+
+    def fit(self, X: pd.DataFrame, y: np.ndarray, X_val: pd.DataFrame | None = None,
+            y_val: np.ndarray | None = None) -> CLVModel:
+        raise NotImplementedError
+
+    def predict(self, X: pd.DataFrame, explain: bool = False) -> Prediction:
+        raise NotImplementedError
+
+    # -- persistence --------------------------------------------------------------------------
+    def _save_weights(self, directory: Path) -> None:
+        raise NotImplementedError
+
+    def _load_weights(self, directory: Path) -> None:
+        raise NotImplementedError
+
+    def save(self, directory: Path, extra: dict[str, Any] | None = None) -> str:
+        """Write the artefact to ``directory`` and return its version (content hash)."""
+        directory.mkdir(parents=True, exist_ok=True)
+        self._save_weights(directory)
+        digest = hashlib.sha256()
+        for path in sorted(p for p in directory.iterdir() if p.name != METADATA_FILE):
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+        version = digest.hexdigest()[:12]
+        self.metadata = {**getattr(self, "metadata", {}), **(extra or {}),
+                         "model_name": self.name, "model_version": version,
+                         "feature_names": self.feature_names}
+        (directory / METADATA_FILE).write_text(json.dumps(self.metadata, indent=2, default=str))
+        return version
+
+    @property
+    def version(self) -> str:
+        return self.metadata.get("model_version", "unsaved")
+
+    def _check_features(self, X: pd.DataFrame) -> np.ndarray:
+        missing = [c for c in self.feature_names if c not in X.columns]
+        if missing:
+            raise KeyError(f"{self.name}: feature columns missing from input: {missing}")
+        values = X[self.feature_names].to_numpy(dtype=np.float64, na_value=np.nan)
+        return values
+
+
+def load_model(directory: Path) -> CLVModel:
+    """Load a saved artefact. Only JSON metadata and tensor/tree files are read: no pickle."""
+    from clv_models.models.deep import DeepCLV
+    from clv_models.models.naive import NaiveCLV
+    from clv_models.models.xgb import XGBoostCLV
+
+    meta_path = directory / METADATA_FILE
+    if not meta_path.exists():
+        raise FileNotFoundError(f"no trained model in {directory} (run `clv train` first)")
+    metadata = json.loads(meta_path.read_text())
+    classes = {cls.name: cls for cls in (NaiveCLV, XGBoostCLV, DeepCLV)}
+    cls = classes.get(metadata.get("model_name"))
+    if cls is None:
+        raise ValueError(f"{meta_path}: unknown model_name {metadata.get('model_name')!r}")
+    model = cls.__new__(cls)
+    model.metadata = metadata
+    model.feature_names = list(metadata["feature_names"])
+    model._load_weights(directory)
+    return model
+
+
+def top_drivers(contributions: np.ndarray, feature_names: list[str], k: int = 3) -> list[str]:
+    """JSON text per row: the ``k`` features with the largest absolute contribution."""
+    idx = np.argsort(-np.abs(contributions), axis=1)[:, :k]
+    out = []
+    for row, cols in zip(contributions, idx, strict=True):
+        out.append(json.dumps([{"feature": feature_names[j],
+                                "contribution": round(float(row[j]), 4)} for j in cols]))
+    return out

@@ -1,0 +1,198 @@
+"""The end-to-end chain, stage by stage, with progress and a closing summary.
+
+generate -> build (dbt) -> features (Feast apply + materialize) -> train -> evaluate -> score.
+Each stage can also run alone (the CLI commands of the same names); they hand over through
+files in the data directory, so nothing but the files ties one stage to the next.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from clv_models import evaluation, features, scoring, training, warehouse
+from clv_models.config import Config
+from clv_models.generate import generate_shop
+
+METRIC_COLUMNS = {"normalized_gini": "norm. Gini", "spearman": "Spearman", "mae": "MAE",
+                  "rmse": "RMSE", "decile_mape": "decile MAPE", "top_decile_capture": "top 10%",
+                  "total_ratio": "pred/actual", "auc": "AUC"}
+
+
+@dataclass
+class StageResult:
+    """One finished stage: how long it took and what it produced."""
+
+    name: str
+    seconds: float
+    output: str
+
+
+@dataclass
+class Pipeline:
+    """Runs the stages on one configuration and remembers what they produced."""
+
+    cfg: Config
+    console: Console = field(default_factory=Console)
+    stages: list[StageResult] = field(default_factory=list)
+    training_set: training.TrainingSet | None = None
+    models: dict | None = None
+    report: evaluation.EvaluationReport | None = None
+    scores: scoring.ScoringResult | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.cfg = self.cfg.resolved()
+
+    def _progress(self) -> Progress:
+        return Progress(TextColumn("  {task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), console=self.console, transient=True)
+
+    def _done(self, name: str, start: float, output: str) -> None:
+        seconds = time.perf_counter() - start
+        self.stages.append(StageResult(name, seconds, output))
+        self.console.print(f"[green]✓[/green] {name:<9} {seconds:7.1f} s  {output}")
+
+    # -- stages -------------------------------------------------------------------------------
+    def generate(self) -> None:
+        start = time.perf_counter()
+        shop = self.cfg.shop
+        with self._progress() as bar:
+            task = bar.add_task("generating customers", total=shop.customers)
+            summary = generate_shop(self.cfg, lambda done, _: bar.update(task, completed=done))
+        rows = summary.rows
+        self._done("generate", start,
+                   f"{rows['customers']:,} customers, {rows['orders']:,} orders, "
+                   f"{rows['page_views']:,} page views, {rows['returns']:,} returns "
+                   f"-> {summary.raw_dir}")
+
+    def build(self) -> None:
+        start = time.perf_counter()
+        with self._progress() as bar:
+            task = bar.add_task("dbt build", total=None)
+
+            def step(done: int, total: int, line: str) -> None:
+                bar.update(task, completed=done, total=total)
+
+            result = warehouse.run_dbt(self.cfg, ["build"], progress=step)
+        self.counts = warehouse.table_counts(self.cfg)
+        c = self.counts
+        self._done("build", start,
+                   f"{result.passed}/{result.nodes_total} dbt nodes ok; orders "
+                   f"{c.get('raw.orders', 0):,} raw = {c.get('stg_raw__orders', 0):,} clean + "
+                   f"{c.get('quarantined.orders', 0):,} quarantined; "
+                   f"{c.get('customer_rfm', 0):,} feature rows, "
+                   f"{c.get('customer_clv_labels', 0):,} label rows")
+
+    def features(self) -> None:
+        start = time.perf_counter()
+        with self.console.status("  feast apply"):
+            features.apply(self.cfg)
+        with self.console.status("  feast materialize (incremental)"):
+            result = features.materialize(self.cfg)
+        loaded = ", ".join(f"{fv} {a:%Y-%m-%d}..{b:%Y-%m-%d}"
+                           for fv, (a, b) in result.intervals.items()) or "nothing new"
+        self._done("features", start,
+                   f"applied; materialized {loaded}; {result.online_rows:,} customers online")
+
+    def train(self) -> None:
+        start = time.perf_counter()
+        with self.console.status("  retrieving the training set through Feast"):
+            self.training_set = training.load_training_set(self.cfg)
+        data = self.training_set
+        s = data.split
+        self.console.print(
+            f"  training set: {len(data.frame):,} rows x {len(data.feature_names)} features; "
+            f"fit {s.fit_dates[0]}..{s.fit_dates[-1]} ({len(data.part('fit')):,} rows), "
+            f"validation {s.validation_date}, evaluation {s.evaluation_date}")
+
+        def report(name, model) -> None:
+            extra = ""
+            if name == "deep_ziln":
+                m = model.metadata
+                extra = (f" ({m['epochs_run']} epochs on {m['device']}, "
+                         f"{m['samples_per_second']:,.0f} samples/s)")
+            self.console.print(f"  trained {name} {model.version}{extra}")
+
+        with self.console.status("  training"):
+            self.models = training.train(self.cfg, data, on_model=report)
+        self._done("train", start, f"{len(self.models)} models -> {self.cfg.models_dir}")
+
+    def evaluate(self) -> None:
+        start = time.perf_counter()
+        if self.training_set is None:
+            with self.console.status("  retrieving the evaluation set through Feast"):
+                self.training_set = training.load_training_set(self.cfg)
+        if self.models is None:
+            self.models = training.load_models(self.cfg)
+        self.report = evaluation.evaluate(self.cfg, self.training_set, self.models)
+        self._done("evaluate", start,
+                   f"{self.report.customers:,} customers at {self.report.as_of_date} -> "
+                   f"{self.report.paths[0]}")
+
+    def score(self) -> None:
+        start = time.perf_counter()
+        models = self.models or training.load_models(self.cfg, training.PRODUCT_MODELS)
+        product = {k: v for k, v in models.items() if k in training.PRODUCT_MODELS}
+        names = self.training_set.feature_names if self.training_set else None
+        with self.console.status("  scoring"):
+            self.scores = scoring.score(self.cfg, product, feature_names=names)
+        total = sum(self.scores.rows.values())
+        per_model = ", ".join(f"{k} {v:,}" for k, v in self.scores.rows.items())
+        self._done("score", start,
+                   f"{total:,} rows ({per_model}) at {self.scores.as_of_date} -> "
+                   f"{self.cfg.warehouse_path}:clv_scores")
+
+    def run(self, generate: bool = True) -> None:
+        """All stages in order."""
+        if generate:
+            self.generate()
+        self.build()
+        self.features()
+        self.train()
+        self.evaluate()
+        self.score()
+        self.print_summary()
+
+    # -- summary ------------------------------------------------------------------------------
+    def metrics_table(self) -> Table:
+        assert self.report is not None
+        t = Table(title=f"Evaluation at {self.report.as_of_date} ({self.report.customers:,} "
+                        f"customers, horizon {self.cfg.horizon_days} days)",
+                  caption="* reference rows: naive = historical spend rate; oracle = expected "
+                          "value under the true parameters (generated data only)")
+        t.add_column("model")
+        for key in METRIC_COLUMNS.values():
+            t.add_column(key, justify="right")
+        for row in self.report.rows:
+            name = row["model"] + (" *" if row["reference"] else "")
+            t.add_row(name, *[_fmt(row[k]) for k in METRIC_COLUMNS])
+        return t
+
+    def print_summary(self) -> None:
+        t = Table(title="clv run")
+        t.add_column("stage")
+        t.add_column("seconds", justify="right")
+        t.add_column("output")
+        for s in self.stages:
+            t.add_row(s.name, f"{s.seconds:.1f}", s.output)
+        t.add_row("total", f"{sum(s.seconds for s in self.stages):.1f}", "")
+        self.console.print(t)
+        if self.report is not None:
+            self.console.print(self.metrics_table())
+        c = self.cfg
+        self.console.print(
+            f"Outputs: warehouse [bold]{c.warehouse_path}[/bold] (tables clv_scores, "
+            f"clv_scores_latest); features {c.features_dir}; Feast registry and online store "
+            f"{c.feast_dir}; models {c.models_dir}; reports {c.reports_dir}")
+
+
+def _fmt(value: float) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "–"
+    return f"{value:,.3f}" if abs(value) < 100 else f"{value:,.1f}"

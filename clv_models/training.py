@@ -1,0 +1,128 @@
+"""Training: the point-in-time training set from Feast, the time-based split, and fitting.
+
+The split is by as-of date, never by customer:
+
+* **evaluation** date ``t_eval``: the latest as-of date whose label horizon is complete;
+* **training** dates: every as-of date ``t`` with ``t + horizon <= t_eval``, so no training label
+  looks at anything on or after ``t_eval``;
+* **validation** (early stopping): the latest training date, held out of the fit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+
+import pandas as pd
+
+from clv_models import features
+from clv_models.config import Config
+from clv_models.models import CLVModel, DeepCLV, NaiveCLV, XGBoostCLV, load_model
+
+TARGET = "label_net_revenue"
+MODEL_NAMES = ("naive", "xgboost", "deep_ziln")
+PRODUCT_MODELS = ("xgboost", "deep_ziln")
+
+
+@dataclass
+class Split:
+    """The as-of dates of each part of the time-based split."""
+
+    fit_dates: list[dt.date]
+    validation_date: dt.date
+    evaluation_date: dt.date
+
+
+@dataclass
+class TrainingSet:
+    """Feature rows joined point-in-time to their labels, one row per (customer, as-of date)."""
+
+    frame: pd.DataFrame
+    feature_names: list[str]
+    split: Split
+
+    def part(self, name: str) -> pd.DataFrame:
+        """Rows of ``fit``, ``validation`` or ``evaluation``."""
+        dates = {"fit": self.split.fit_dates, "validation": [self.split.validation_date],
+                 "evaluation": [self.split.evaluation_date]}[name]
+        return self.frame[self.frame["as_of_date"].isin(dates)]
+
+    def fingerprint(self) -> str:
+        """Content hash of the training rows (fit + validation), stored with each model."""
+        rows = self.frame[~(self.frame["as_of_date"] == self.split.evaluation_date)]
+        h = pd.util.hash_pandas_object(rows[["customer_id", "as_of_date", TARGET,
+                                              *self.feature_names]], index=False)
+        return hashlib.sha256(h.to_numpy().tobytes()).hexdigest()[:16]
+
+
+def make_split(as_of_dates: list[dt.date], horizon_days: int) -> Split:
+    """The time-based split over the as-of dates that have complete labels."""
+    dates = sorted(set(as_of_dates))
+    if not dates:
+        raise ValueError("no as-of date has a complete label horizon: the data covers less "
+                         "than one horizon after the first as-of date")
+    evaluation = dates[-1]
+    train = [d for d in dates if d + dt.timedelta(days=horizon_days) <= evaluation]
+    if len(train) < 2:
+        raise ValueError(
+            f"need at least 2 as-of dates ending a horizon ({horizon_days} days) before the "
+            f"evaluation date {evaluation}; found {len(train)}. Use a longer history, a shorter "
+            "horizon or a denser as-of schedule.")
+    return Split(fit_dates=train[:-1], validation_date=train[-1], evaluation_date=evaluation)
+
+
+def load_training_set(cfg: Config) -> TrainingSet:
+    """Labels as the entity frame, features through Feast's point-in-time retrieval."""
+    labels = features.label_frame(cfg)
+    split = make_split(list(labels["as_of_date"].unique()), cfg.horizon_days)
+    frame = features.historical_features(cfg, labels)
+    store = features.feature_store(cfg)
+    names = features.feature_names(store)
+    return TrainingSet(frame=frame, feature_names=names, split=split)
+
+
+def build_models(cfg: Config) -> dict[str, CLVModel]:
+    """Fresh, unfitted estimators for every model name."""
+    return {
+        "naive": NaiveCLV(horizon_days=cfg.horizon_days),
+        "xgboost": XGBoostCLV(cfg.xgboost, seed=cfg.seed),
+        "deep_ziln": DeepCLV(cfg.deep, seed=cfg.seed),
+    }
+
+
+def train(cfg: Config, data: TrainingSet, names: tuple[str, ...] = MODEL_NAMES,
+          on_model=None) -> dict[str, CLVModel]:
+    """Fit the models on the fit rows (early stopping on validation) and save them.
+
+    Parameters
+    ----------
+    on_model
+        Called with ``(name, model)`` after each model is fitted and saved.
+    """
+    fit, val = data.part("fit"), data.part("validation")
+    cols = data.feature_names
+    models = build_models(cfg)
+    out: dict[str, CLVModel] = {}
+    fingerprint = data.fingerprint()
+    for name in names:
+        model = models[name]
+        model.fit(fit[cols], fit[TARGET].to_numpy(), val[cols], val[TARGET].to_numpy())
+        model.save(cfg.models_dir / name, extra={
+            "horizon_days": cfg.horizon_days, "training_fingerprint": fingerprint,
+            "fit_dates": [str(d) for d in data.split.fit_dates],
+            "validation_date": str(data.split.validation_date),
+            "evaluation_date": str(data.split.evaluation_date),
+            "fit_rows": len(fit), "validation_rows": len(val),
+            "trained_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        })
+        out[name] = model
+        if on_model:
+            on_model(name, model)
+    return out
+
+
+def load_models(cfg: Config, names: tuple[str, ...] = MODEL_NAMES) -> dict[str, CLVModel]:
+    """The saved models (see :func:`clv_models.models.load_model`)."""
+    return {name: load_model(cfg.models_dir / name) for name in names}
+

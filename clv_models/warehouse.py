@@ -1,0 +1,136 @@
+"""Running the dbt project in ``warehouse/`` and reading what it built.
+
+dbt runs in its own process (the real ``dbt`` CLI), so the DuckDB file lock it holds is released
+when it exits; the other stages open the warehouse only after it finished.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from clv_models.config import Config
+
+_PROGRESS = re.compile(r"\b(\d+) of (\d+) (START|OK|PASS|ERROR|FAIL|WARN|SKIP|NO-OP)\b")
+
+
+class DbtError(RuntimeError):
+    """``dbt`` exited with an error; the message carries the failing lines."""
+
+
+@dataclass
+class DbtResult:
+    """What a dbt invocation did."""
+
+    command: list[str]
+    returncode: int
+    nodes_total: int
+    passed: int
+    log: list[str]
+
+
+def dbt_executable() -> str:
+    """The ``dbt`` next to the running interpreter (the project's venv), else on ``PATH``."""
+    candidate = Path(sys.executable).parent / "dbt"
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which("dbt")
+    if not found:
+        raise DbtError("the dbt CLI is not installed (pip install -e . installs dbt-duckdb)")
+    return found
+
+
+def run_dbt(
+    cfg: Config,
+    args: Sequence[str] = ("build",),
+    progress: Callable[[int, int, str], None] | None = None,
+    echo: Callable[[str], None] | None = None,
+) -> DbtResult:
+    """Run ``dbt <args>`` on the warehouse project with the configured paths and vars.
+
+    Parameters
+    ----------
+    cfg
+        Supplies the data paths (as environment variables read by ``profiles.yml`` and the
+        sources) and the vars (horizon, as-of schedule).
+    args
+        The dbt sub-command and its options, e.g. ``["build", "--select", "marts"]``.
+    progress
+        Called with ``(done, total, line)`` as dbt reports finished nodes.
+    echo
+        Called with every output line (e.g. to print it).
+    """
+    cfg = cfg.resolved()
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    cfg.features_dir.mkdir(parents=True, exist_ok=True)
+    if not cfg.raw_dir.exists():
+        raise DbtError(f"no raw data in {cfg.raw_dir}: run `clv generate` or `clv import` first")
+    cmd = [dbt_executable(), *args, "--project-dir", str(cfg.warehouse_dir),
+           "--profiles-dir", str(cfg.warehouse_dir), "--vars", json.dumps(cfg.dbt_vars())]
+    env = {**os.environ, **cfg.env(), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+           "DBT_USE_COLORS": "false"}
+    log: list[str] = []
+    done = total = passed = 0
+    proc = subprocess.Popen(cmd, cwd=cfg.warehouse_dir, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, bufsize=1)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        line = line.rstrip()
+        log.append(line)
+        if echo:
+            echo(line)
+        m = _PROGRESS.search(line)
+        if m and m.group(3) != "START":
+            done, total = int(m.group(1)), int(m.group(2))
+            passed += m.group(3) in {"OK", "PASS", "NO-OP"}
+            if progress:
+                progress(done, total, line)
+    returncode = proc.wait()
+    if returncode != 0:
+        errors = [ln for ln in log if re.search(r"error|fail|exception", ln, re.I)]
+        detail = "\n".join((errors or log)[-25:])
+        raise DbtError(f"dbt {' '.join(args)} failed (exit {returncode}):\n{detail}")
+    return DbtResult(command=cmd, returncode=returncode, nodes_total=total, passed=passed,
+                     log=log)
+
+
+def query(cfg: Config, sql: str, params: Sequence | None = None) -> list[tuple]:
+    """Run a read-only query on the warehouse file and close it again (releases the lock)."""
+    path = cfg.resolved().warehouse_path
+    if not path.exists():
+        raise FileNotFoundError(f"no warehouse at {path}: run `clv build` first")
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute(sql, params or []).fetchall()
+
+
+def table_counts(cfg: Config) -> dict[str, int]:
+    """Row counts of the raw inputs and the main models, for the run summary."""
+    cfg = cfg.resolved()
+    counts: dict[str, int] = {}
+    with duckdb.connect(str(cfg.warehouse_path), read_only=True) as con:
+        existing = {r[0] for r in con.execute(
+            "select table_name from information_schema.tables").fetchall()}
+        for name in ("orders", "returns", "page_views", "customers"):
+            raw = cfg.raw_dir / f"{name}.parquet"
+            if raw.exists():
+                counts[f"raw.{name}"] = con.execute(
+                    "select count(*) from read_parquet(?)", [str(raw)]).fetchone()[0]
+        for model in ("stg_raw__orders", "stg_raw__returns", "stg_raw__page_views",
+                      "stg_raw__customers", "stg_raw__quarantined_rows", "customer_rfm",
+                      "customer_clv_labels", "clv_scores"):
+            if model in existing:
+                counts[model] = con.execute(f'select count(*) from "{model}"').fetchone()[0]  # noqa: S608 - fixed names
+        if "stg_raw__quarantined_rows" in existing:
+            for table, n in con.execute("select source_table, count(*) from "
+                                        "stg_raw__quarantined_rows group by 1").fetchall():
+                counts[f"quarantined.{table}"] = n
+    return counts
