@@ -186,7 +186,7 @@ def _coerce(cls: type, name: str, value: Any, where: str) -> Any:
     f = {f.name: f for f in dataclasses.fields(cls)}.get(name)
     if f is None:
         known = ", ".join(sorted(x.name for x in dataclasses.fields(cls)))
-        raise ConfigError(f"unknown setting {where}{name!r}; known: {known}")
+        raise ConfigError(f"unknown setting {where}{name}; known: {known}")
     default = getattr(cls(), name)
     try:
         if isinstance(default, bool):

@@ -4,7 +4,9 @@ point-in-time correct training and scoring frames through the feature service.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import io
 import os
 import subprocess
 import sys
@@ -93,7 +95,8 @@ def materialize(cfg: Config) -> MaterializeResult:
         end = hi.replace(tzinfo=dt.timezone.utc) + dt.timedelta(seconds=1)
         if start >= end:
             continue
-        store.materialize(start_date=start, end_date=end, feature_views=[fv.name])
+        with contextlib.redirect_stdout(io.StringIO()):  # Feast prints its own progress
+            store.materialize(start_date=start, end_date=end, feature_views=[fv.name])
         intervals[fv.name] = (start, end)
     online_rows = 0
     online_db = cfg.resolved().feast_dir / "online_store.db"

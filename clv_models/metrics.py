@@ -3,7 +3,11 @@
 Ties in the predictions never change a result: wherever customers are ranked by prediction, the
 actual values inside a group of tied predictions are replaced by the group's mean, which is the
 average over every order the tie could be broken in (all these metrics are linear in the ranked
-values). A constant prediction therefore has a normalized Gini of exactly 0.
+values).
+
+The raw Gini is DESIGN.md's ``2 * mean(g_k) - 1`` with ``g_k`` the cumulative share after the
+k-th customer; a random (or constant) ordering scores ``1/n`` under it, negligible at realistic
+population sizes.
 """
 
 from __future__ import annotations

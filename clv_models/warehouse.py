@@ -49,6 +49,16 @@ def dbt_executable() -> str:
     return found
 
 
+def raw_format(raw_dir: Path) -> str:
+    """``parquet`` or ``csv``: the format of the raw files (``orders.<format>`` decides)."""
+    if (raw_dir / "orders.parquet").exists():
+        return "parquet"
+    if (raw_dir / "orders.csv").exists():
+        return "csv"
+    raise DbtError(f"no raw data in {raw_dir} (expected orders.parquet or orders.csv): "
+                   "run `clv generate` or `clv import` first")
+
+
 def run_dbt(
     cfg: Config,
     args: Sequence[str] = ("build",),
@@ -72,10 +82,9 @@ def run_dbt(
     cfg = cfg.resolved()
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     cfg.features_dir.mkdir(parents=True, exist_ok=True)
-    if not cfg.raw_dir.exists():
-        raise DbtError(f"no raw data in {cfg.raw_dir}: run `clv generate` or `clv import` first")
+    dbt_vars = {**cfg.dbt_vars(), "raw_format": raw_format(cfg.raw_dir)}
     cmd = [dbt_executable(), *args, "--project-dir", str(cfg.warehouse_dir),
-           "--profiles-dir", str(cfg.warehouse_dir), "--vars", json.dumps(cfg.dbt_vars())]
+           "--profiles-dir", str(cfg.warehouse_dir), "--vars", json.dumps(dbt_vars)]
     env = {**os.environ, **cfg.env(), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
            "DBT_USE_COLORS": "false"}
     log: list[str] = []

@@ -42,22 +42,22 @@ accumulated as (
             lead(activity_date) over (partition by customer_id order by activity_date),
             cast('9999-12-31' as date)
         ) as next_activity_date,
-        sum(order_count) over (
+        cast(sum(order_count) over (
             partition by customer_id order by activity_date
             rows between unbounded preceding and current row
-        ) as orders_to_date,
-        sum(case when order_count > 0 then 1 else 0 end) over (
+        ) as bigint) as orders_to_date,
+        cast(sum(case when order_count > 0 then 1 else 0 end) over (
             partition by customer_id order by activity_date
             rows between unbounded preceding and current row
-        ) as order_days_to_date,
+        ) as bigint) as order_days_to_date,
         sum(gross_revenue) over (
             partition by customer_id order by activity_date
             rows between unbounded preceding and current row
         ) as gross_revenue_to_date,
-        sum(return_count) over (
+        cast(sum(return_count) over (
             partition by customer_id order by activity_date
             rows between unbounded preceding and current row
-        ) as returns_to_date,
+        ) as bigint) as returns_to_date,
         sum(refund_amount) over (
             partition by customer_id order by activity_date
             rows between unbounded preceding and current row

@@ -1,3 +1,7 @@
+{%- set columns = clv_source_columns(
+    source('raw', 'customers'),
+    required=['customer_id'],
+) -%}
 -- Typed raw customer attributes with the reason a row cannot be trusted and its copy number.
 -- Which copy wins among rows sharing a customer_id: the earliest signup_at.
 with
@@ -11,11 +15,11 @@ source as (
 typed as (
 
     select
-        {{ clv_clean_id('customer_id') }} as customer_id,
-        {{ clv_utc_timestamp('signup_at') }} as signup_at,
-        {{ clv_clean_id('country') }} as country,
-        {{ clv_clean_id('acquisition_channel') }} as acquisition_channel,
-        {{ clv_as_text('signup_at') }} as signup_at_raw
+        {{ clv_clean_id(clv_column(columns, 'customer_id')) }} as customer_id,
+        {{ clv_utc_timestamp(clv_column(columns, 'signup_at')) }} as signup_at,
+        {{ clv_clean_id(clv_column(columns, 'country')) }} as country,
+        {{ clv_clean_id(clv_column(columns, 'acquisition_channel')) }} as acquisition_channel,
+        {{ clv_as_text(clv_column(columns, 'signup_at')) }} as signup_at_raw
     from source
 
 ),

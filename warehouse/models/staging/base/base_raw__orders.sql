@@ -1,3 +1,7 @@
+{%- set columns = clv_source_columns(
+    source('raw', 'orders'),
+    required=['order_id', 'customer_id', 'ordered_at', 'order_total'],
+) -%}
 -- Typed raw orders with the reason a row cannot be trusted (null when it can) and its copy
 -- number among rows sharing an order_id. Which copy wins: the earliest ordered_at, then the
 -- larger order_total, then the smaller customer_id.
@@ -12,12 +16,13 @@ source as (
 typed as (
 
     select
-        {{ clv_clean_id('order_id') }} as order_id,
-        {{ clv_clean_id('customer_id') }} as customer_id,
-        {{ clv_utc_timestamp('ordered_at') }} as ordered_at,
-        {{ dbt.safe_cast('order_total', clv_type_double()) }} as order_total,
-        {{ clv_as_text('ordered_at') }} as ordered_at_raw,
-        {{ clv_as_text('order_total') }} as order_total_raw
+        {{ clv_clean_id(clv_column(columns, 'order_id')) }} as order_id,
+        {{ clv_clean_id(clv_column(columns, 'customer_id')) }} as customer_id,
+        {{ clv_utc_timestamp(clv_column(columns, 'ordered_at')) }} as ordered_at,
+        {{ dbt.safe_cast(clv_column(columns, 'order_total'), clv_type_double()) }}
+            as order_total,
+        {{ clv_as_text(clv_column(columns, 'ordered_at')) }} as ordered_at_raw,
+        {{ clv_as_text(clv_column(columns, 'order_total')) }} as order_total_raw
     from source
 
 ),

@@ -1,3 +1,7 @@
+{%- set columns = clv_source_columns(
+    source('raw', 'page_views'),
+    required=['customer_id', 'viewed_at'],
+) -%}
 -- Typed raw page views with the reason a row cannot be trusted (null when it can). An empty
 -- customer_id is an anonymous visitor, not an error.
 with
@@ -11,13 +15,13 @@ source as (
 typed as (
 
     select
-        {{ clv_clean_id('customer_id') }} as customer_id,
-        {{ clv_utc_timestamp('viewed_at') }} as viewed_at,
-        {{ clv_clean_id('session_id') }} as session_id,
-        lower({{ clv_clean_id('page_type') }}) as page_type,
-        {{ clv_clean_id('product_id') }} as product_id,
-        {{ clv_clean_id('category') }} as category,
-        {{ clv_as_text('viewed_at') }} as viewed_at_raw
+        {{ clv_clean_id(clv_column(columns, 'customer_id')) }} as customer_id,
+        {{ clv_utc_timestamp(clv_column(columns, 'viewed_at')) }} as viewed_at,
+        {{ clv_clean_id(clv_column(columns, 'session_id')) }} as session_id,
+        lower({{ clv_clean_id(clv_column(columns, 'page_type')) }}) as page_type,
+        {{ clv_clean_id(clv_column(columns, 'product_id')) }} as product_id,
+        {{ clv_clean_id(clv_column(columns, 'category')) }} as category,
+        {{ clv_as_text(clv_column(columns, 'viewed_at')) }} as viewed_at_raw
     from source
 
 )

@@ -1,3 +1,7 @@
+{%- set columns = clv_source_columns(
+    source('raw', 'returns'),
+    required=['return_id', 'customer_id', 'returned_at', 'refund_amount'],
+) -%}
 -- Typed raw returns with the reason a row cannot be trusted (null when it can) and its copy
 -- number among rows sharing a return_id. Which copy wins: the earliest returned_at, then the
 -- larger refund_amount.
@@ -12,13 +16,14 @@ source as (
 typed as (
 
     select
-        {{ clv_clean_id('return_id') }} as return_id,
-        {{ clv_clean_id('customer_id') }} as customer_id,
-        {{ clv_clean_id('order_id') }} as order_id,
-        {{ clv_utc_timestamp('returned_at') }} as returned_at,
-        {{ dbt.safe_cast('refund_amount', clv_type_double()) }} as refund_amount,
-        {{ clv_as_text('returned_at') }} as returned_at_raw,
-        {{ clv_as_text('refund_amount') }} as refund_amount_raw
+        {{ clv_clean_id(clv_column(columns, 'return_id')) }} as return_id,
+        {{ clv_clean_id(clv_column(columns, 'customer_id')) }} as customer_id,
+        {{ clv_clean_id(clv_column(columns, 'order_id')) }} as order_id,
+        {{ clv_utc_timestamp(clv_column(columns, 'returned_at')) }} as returned_at,
+        {{ dbt.safe_cast(clv_column(columns, 'refund_amount'), clv_type_double()) }}
+            as refund_amount,
+        {{ clv_as_text(clv_column(columns, 'returned_at')) }} as returned_at_raw,
+        {{ clv_as_text(clv_column(columns, 'refund_amount')) }} as refund_amount_raw
     from source
 
 ),

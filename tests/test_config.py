@@ -1,0 +1,55 @@
+import datetime as dt
+
+import pytest
+
+from clv_models.config import ConfigError, ScheduleConfig, load_config
+
+
+def test_month_schedule_runs_to_the_day_after_the_data():
+    s = ScheduleConfig(start=dt.date(2023, 7, 1), every=1, unit="month")
+    dates = s.dates(dt.date(2026, 1, 1))
+    assert dates[0] == dt.date(2023, 7, 1)
+    assert dates[-1] == dt.date(2026, 1, 1)
+    assert len(dates) == 31
+
+
+def test_week_and_day_schedules():
+    assert ScheduleConfig(start=dt.date(2024, 1, 1), every=4, unit="week").dates(
+        dt.date(2024, 3, 1)) == [dt.date(2024, 1, 1), dt.date(2024, 1, 29), dt.date(2024, 2, 26)]
+    assert len(ScheduleConfig(start=dt.date(2024, 1, 1), every=10, unit="day").dates(
+        dt.date(2024, 1, 31))) == 4
+
+
+def test_bad_schedule_is_a_clear_error():
+    with pytest.raises(ConfigError, match="unit"):
+        ScheduleConfig(unit="fortnight").dates(dt.date(2025, 1, 1))
+    with pytest.raises(ConfigError, match="day 1-28"):
+        ScheduleConfig(start=dt.date(2024, 1, 31)).dates(dt.date(2025, 1, 1))
+
+
+def test_yaml_then_overrides(tmp_path):
+    path = tmp_path / "clv.yaml"
+    path.write_text("data_dir: shop\nhorizon_days: 90\nas_of:\n  every: 3\ndeep:\n  hidden: [32, 16]\n")
+    cfg = load_config(path, {"horizon_days": "120", "deep.epochs": "3"})
+    assert cfg.data_dir == tmp_path / "shop"  # relative to the config file
+    assert cfg.horizon_days == 120
+    assert cfg.as_of.every == 3
+    assert cfg.deep.hidden == [32, 16]
+    assert cfg.deep.epochs == 3
+
+
+def test_unknown_setting_names_the_known_ones():
+    with pytest.raises(ConfigError, match="unknown setting deep.epoch"):
+        load_config(None, {"deep.epoch": 3})
+    with pytest.raises(ConfigError, match="bad value for horizon_days"):
+        load_config(None, {"horizon_days": "soon"})
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(__import__("pathlib").Path("/nonexistent/clv.yaml"))
+
+
+def test_dbt_vars_and_env_carry_the_schedule_and_absolute_paths(tmp_path):
+    cfg = load_config(None, {"data_dir": tmp_path / "d", "as_of.unit": "week"})
+    assert cfg.dbt_vars()["as_of_unit"] == "week"
+    env = cfg.env()
+    assert env["CLV_RAW_DIR"] == str((tmp_path / "d" / "raw").resolve())
+    assert all(v.startswith("/") for v in env.values())

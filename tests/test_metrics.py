@@ -1,0 +1,68 @@
+"""Metrics against values worked out by hand (DESIGN.md definitions)."""
+
+import numpy as np
+import pytest
+
+from clv_models import metrics
+
+ACTUAL = np.array([10.0, 0.0, 5.0, 0.0])
+
+
+def test_gini_by_hand():
+    # Ordered by prediction: 10, 5, 0, 0 -> g = 2/3, 1, 1, 1 -> mean 11/12 -> raw 5/6.
+    assert metrics.raw_gini(ACTUAL, np.array([0.9, 0.1, 0.5, 0.3])) == pytest.approx(5 / 6)
+    assert metrics.normalized_gini(ACTUAL, np.array([0.9, 0.1, 0.5, 0.3])) == pytest.approx(1.0)
+    # Ordered: 0, 5, 0, 10 -> g = 0, 1/3, 1/3, 1 -> mean 5/12 -> raw -1/6 -> normalized -0.2.
+    assert metrics.normalized_gini(ACTUAL, np.array([0.1, 0.9, 0.5, 0.3])) == pytest.approx(-0.2)
+
+
+def test_ties_are_averaged_not_broken_by_position():
+    pred = np.array([0.5, 0.5, 0.2, 0.1])
+    # Tie group {10, 0} -> both count 5: g = 1/3, 2/3, 1, 1 -> mean 3/4 -> raw 1/2.
+    assert metrics.raw_gini(ACTUAL, pred) == pytest.approx(0.5)
+    swapped = np.array([0.0, 10.0, 5.0, 0.0])
+    assert metrics.raw_gini(swapped, pred) == pytest.approx(0.5)
+    # A constant prediction is a random ordering: raw Gini 1/n.
+    assert metrics.raw_gini(ACTUAL, np.ones(4)) == pytest.approx(0.25)
+
+
+def test_top_decile_capture_and_decile_mape_by_hand():
+    actual = np.arange(1.0, 21.0)
+    # The best 10 % (2 of 20) hold 20 + 19 of 210.
+    assert metrics.top_decile_capture(actual, actual) == pytest.approx(39 / 210)
+    assert metrics.decile_mape(actual, actual) == pytest.approx(0.0)
+    assert metrics.decile_mape(actual, 2 * actual) == pytest.approx(1.0)
+    table = metrics.decile_table(actual, actual)
+    assert list(table["mean_actual"]) == [19.5, 17.5, 15.5, 13.5, 11.5, 9.5, 7.5, 5.5, 3.5, 1.5]
+    # Top decile capture reads the Lorenz curve at exactly 10 %: 15 customers -> 1.5 of them.
+    actual15 = np.array([10.0, 6.0] + [1.0] * 13)
+    assert metrics.top_decile_capture(actual15, actual15) == pytest.approx(13 / 29)
+
+
+def test_auc_by_hand():
+    score = np.array([0.9, 0.8, 0.3, 0.2])
+    positive = np.array([True, False, True, False])
+    assert metrics.roc_auc(positive, score) == pytest.approx(0.75)
+    assert metrics.roc_auc(np.array([True, False]), np.array([0.5, 0.5])) == pytest.approx(0.5)
+    assert np.isnan(metrics.roc_auc(np.array([True, True]), np.array([0.1, 0.2])))
+
+
+def test_evaluate_collects_every_design_metric():
+    actual = np.array([0.0, 0.0, 10.0, 30.0, 0.0, 5.0, 0.0, 0.0, 2.0, 1.0])
+    pred = np.array([1.0, 2.0, 8.0, 20.0, 0.5, 6.0, 1.0, 0.0, 1.0, 2.0])
+    m = metrics.evaluate(actual, pred, p_purchase=pred / 20)
+    assert set(m) == set(metrics.METRIC_KEYS)
+    assert m["mae"] == pytest.approx(np.abs(pred - actual).mean())
+    assert m["rmse"] == pytest.approx(np.sqrt(((pred - actual) ** 2).mean()))
+    assert m["total_ratio"] == pytest.approx(41.5 / 48)
+    assert 0 < m["normalized_gini"] <= 1
+    assert m["auc"] > 0.8
+
+
+def test_bad_input_is_rejected():
+    with pytest.raises(ValueError, match="finite"):
+        metrics.evaluate(np.array([1.0, np.nan]), np.array([1.0, 2.0]))
+    with pytest.raises(ValueError, match="same length"):
+        metrics.raw_gini(np.array([1.0, 2.0]), np.array([1.0]))
+    with pytest.raises(ValueError, match="positive total"):
+        metrics.normalized_gini(np.zeros(3), np.ones(3))

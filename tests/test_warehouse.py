@@ -1,0 +1,172 @@
+"""The dbt project on hand-made raw files: cutoffs, labels, cleaning and reconciliation.
+
+Runs the real `dbt build` (models, data tests and dbt unit tests) on a few rows whose features
+and labels are worked out by hand in the comments.
+"""
+
+import datetime as dt
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from clv_models import warehouse
+from clv_models.generate import SCHEMAS
+from tests.conftest import small_config
+
+T = dt.date(2024, 3, 1)  # the as-of date under test
+
+
+def ts(text: str) -> pd.Timestamp:
+    return pd.Timestamp(text, tz="UTC")
+
+
+def write_parquet(raw_dir, name, rows):
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    schema = SCHEMAS[name]
+    cols = {f.name: [r.get(f.name) for r in rows] for f in schema}
+    pq.write_table(pa.Table.from_pydict(cols, schema=schema), raw_dir / f"{name}.parquet")
+
+
+def hand_made_shop(raw_dir):
+    write_parquet(raw_dir, "orders", [
+        {"order_id": "o1", "customer_id": "c1", "ordered_at": ts("2024-01-10 12:00"), "order_total": 100.0},
+        {"order_id": "o1", "customer_id": "c1", "ordered_at": ts("2024-01-10 12:00"), "order_total": 100.0},  # exact duplicate
+        {"order_id": "o4", "customer_id": "c1", "ordered_at": ts("2024-02-29 23:59:59.999"), "order_total": 20.0},
+        {"order_id": "o2", "customer_id": "c1", "ordered_at": ts("2024-03-01 00:00:00"), "order_total": 50.0},  # exactly at t
+        {"order_id": "o3", "customer_id": "c2", "ordered_at": ts("2024-02-15 08:00"), "order_total": 80.0},
+        {"order_id": "o6", "customer_id": None, "ordered_at": ts("2024-02-01"), "order_total": 10.0},
+        {"order_id": "o7", "customer_id": "c2", "ordered_at": ts("2024-02-02"), "order_total": -5.0},
+        {"order_id": "o8", "customer_id": "c3", "ordered_at": ts("2024-12-31 10:00"), "order_total": 40.0},
+    ])
+    write_parquet(raw_dir, "returns", [
+        # o3 (before t) is returned after t: features at t keep it, the label at t loses 30.
+        {"return_id": "r1", "customer_id": "c2", "returned_at": ts("2024-03-05"), "refund_amount": 30.0, "order_id": "o3"},
+        {"return_id": "r2", "customer_id": "c1", "returned_at": ts("2024-02-01"), "refund_amount": -1.0, "order_id": "o1"},
+    ])
+    write_parquet(raw_dir, "page_views", [
+        {"customer_id": "c1", "viewed_at": ts("2024-01-10 11:59"), "session_id": "s1", "page_type": "product"},
+        {"customer_id": None, "viewed_at": ts("2024-01-11"), "session_id": "s2", "page_type": "home"},
+    ])
+    write_parquet(raw_dir, "customers", [{"customer_id": c} for c in ("c1", "c2", "c3")])
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    cfg = small_config(tmp_path_factory.mktemp("wh"), **{"as_of.start": "2024-02-01",
+                                                          "horizon_days": 90})
+    hand_made_shop(cfg.raw_dir)
+    warehouse.run_dbt(cfg, ["build"])
+    return cfg
+
+
+def scalar(cfg, sql):
+    with duckdb.connect(str(cfg.resolved().warehouse_path), read_only=True) as con:
+        return con.execute(sql).fetchone()[0]
+
+
+def rows(cfg, sql):
+    with duckdb.connect(str(cfg.resolved().warehouse_path), read_only=True) as con:
+        return con.execute(sql).df()
+
+
+def test_features_use_only_events_before_the_cutoff(built):
+    f = rows(built, f"select * from customer_rfm where as_of_date = '{T}' order by customer_id")
+    assert list(f["customer_id"]) == ["c1", "c2"]  # c3's first order is after t
+    c1 = f.iloc[0]
+    # o1 (Jan 10, 100) and o4 (Feb 29 23:59:59.999, 20); o2 at exactly t is not included.
+    assert c1["order_count"] == 2
+    assert c1["gross_revenue"] == pytest.approx(120.0)
+    assert c1["frequency"] == 1
+    assert c1["recency_days"] == 50  # Jan 10 -> Feb 29
+    assert c1["t_days"] == 51  # Jan 10 -> Mar 1
+    assert c1["days_since_last_order"] == 1
+    assert c1["monetary_value"] == pytest.approx(20.0)
+    assert c1["first_order_value"] == pytest.approx(100.0)
+    c2 = f.iloc[1]
+    assert c2["refund_amount"] == 0.0  # the return on Mar 5 is after t
+    assert c2["net_revenue"] == pytest.approx(80.0)
+
+
+def test_labels_cover_the_horizon_from_the_cutoff(built):
+    lab = rows(built, f"select * from customer_clv_labels where as_of_date = '{T}' "
+                      "order by customer_id")
+    assert list(lab["customer_id"]) == ["c1", "c2"]
+    c1, c2 = lab.iloc[0], lab.iloc[1]
+    assert c1["label_net_revenue"] == pytest.approx(50.0)  # o2 at exactly t
+    assert c1["label_purchase_days"] == 1
+    assert c2["label_refund_amount"] == pytest.approx(30.0)  # late return of an earlier order
+    assert c2["label_net_revenue"] == 0.0  # floored at 0
+    # Cutoffs whose horizon runs past the last event (2024-12-31) have no labels.
+    last = scalar(built, "select max(as_of_date) from customer_clv_labels")
+    assert last + dt.timedelta(days=90) <= dt.date(2024, 12, 31)
+    assert scalar(built, "select max(as_of_date) from customer_rfm") == dt.date(2025, 1, 1)
+
+
+def test_bad_rows_are_quarantined_with_reasons_and_counts_reconcile(built):
+    q = rows(built, "select source_table, record_id, reason from stg_raw__quarantined_rows "
+                    "order by 1, 2")
+    got = set(map(tuple, q.to_numpy()))
+    assert got == {("orders", "o1", "duplicate order_id"), ("orders", "o6", "missing customer_id"),
+                   ("orders", "o7", "negative order_total"),
+                   ("returns", "r2", "negative refund_amount")}
+    assert rows(built, "select count(*) n from stg_raw__orders")["n"][0] == 8 - 3
+    anonymous = rows(built, "select count(*) n from stg_raw__page_views where customer_id is null")
+    assert anonymous["n"][0] == 1
+
+
+def test_csv_input_with_offsets_and_garbage(tmp_path):
+    cfg = small_config(tmp_path, **{"as_of.start": "2024-02-01", "horizon_days": 30})
+    raw = cfg.raw_dir
+    raw.mkdir(parents=True)
+    (raw / "orders.csv").write_text(
+        "order_id,customer_id,ordered_at,order_total\n"
+        "a1,c1,2024-01-05T10:00:00+02:00,10.5\n"
+        "a2,c1,2024-02-29T23:30:00-05:00,20\n"   # = 2024-03-01 04:30 UTC: after a Mar 1 cutoff
+        "a3,c2,yesterday,5\n"
+        "a4,c2,2024-01-07,abc\n"
+        "a5,,2024-01-07,1\n"
+        "a6,c2,2099-01-01T00:00:00Z,1\n"
+        "a7,c2,2024-04-30,3\n")
+    (raw / "returns.csv").write_text("return_id,customer_id,returned_at,refund_amount,order_id\n")
+    (raw / "page_views.csv").write_text("customer_id,viewed_at,session_id,page_type\n")
+    (raw / "customers.csv").write_text("customer_id,signup_at\nc1,2024-01-01\nc1,2023-12-01\n")
+    assert warehouse.raw_format(raw) == "csv"
+    warehouse.run_dbt(cfg, ["build"])
+    q = rows(cfg, "select record_id, reason from stg_raw__quarantined_rows order by 1")
+    assert dict(q.to_numpy()) == {
+        "a3": "missing or unparseable ordered_at", "a4": "missing or non-numeric order_total",
+        "a5": "missing customer_id", "a6": "ordered_at in the future",
+        "c1": "duplicate customer_id"}
+    utc = rows(cfg, "select order_id, ordered_at from stg_raw__orders order by 1")
+    assert str(utc["ordered_at"][0]) == "2024-01-05 08:00:00"
+    assert str(utc["ordered_at"][1]) == "2024-03-01 04:30:00"
+    feb = rows(cfg, "select order_count from customer_rfm where customer_id = 'c1' "
+                    "and as_of_date = '2024-03-01'")
+    assert feb["order_count"][0] == 1
+    kept = rows(cfg, "select signup_at from stg_raw__customers")
+    assert str(kept["signup_at"][0]) == "2023-12-01 00:00:00"  # earliest copy wins
+
+
+def test_dbt_failure_is_reported_with_its_lines(tmp_path):
+    cfg = small_config(tmp_path)
+    with pytest.raises(warehouse.DbtError, match="no raw data"):
+        warehouse.run_dbt(cfg, ["build"])
+    cfg.raw_dir.mkdir(parents=True)
+    (cfg.raw_dir / "orders.csv").write_text("order_id,customer_id,ordered_at,order_total\n")
+    with pytest.raises(warehouse.DbtError, match="failed"):
+        warehouse.run_dbt(cfg, ["build"])
+
+
+def test_missing_required_column_is_named(tmp_path):
+    cfg = small_config(tmp_path)
+    raw = cfg.raw_dir
+    raw.mkdir(parents=True)
+    (raw / "orders.csv").write_text("order_id,customer_id,ordered_at\no1,c1,2024-01-01\n")
+    for name, header in (("returns", "return_id,customer_id,returned_at,refund_amount"),
+                         ("page_views", "customer_id,viewed_at"), ("customers", "customer_id")):
+        (raw / f"{name}.csv").write_text(header + "\n")
+    with pytest.raises(warehouse.DbtError, match="missing required column.*order_total"):
+        warehouse.run_dbt(cfg, ["build"])
