@@ -3,6 +3,9 @@
 #   make test  - create the virtual environment if missing, install, run the tests
 PYTHON ?= python3
 VENV ?= .venv
+# Optional: a package index to take torch==2.13.0 from first (e.g. PyTorch's CPU-only index on a
+# machine without a local CPU wheel, where PyPI's Linux wheel is the multi-GB CUDA build).
+TORCH_INDEX ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.install.stamp
 
@@ -14,6 +17,9 @@ $(BIN)/python:
 
 # Reinstall only when the dependencies change.
 $(STAMP): pyproject.toml | $(BIN)/python
+ifneq ($(TORCH_INDEX),)
+	$(BIN)/python -m pip install --quiet torch==2.13.0 --index-url $(TORCH_INDEX)
+endif
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 

@@ -105,8 +105,9 @@ def run_dbt(
                 progress(done, total, line)
     returncode = proc.wait()
     if returncode != 0:
-        errors = [ln for ln in log if re.search(r"error|fail|exception", ln, re.I)]
-        detail = "\n".join((errors or log)[-25:])
+        # dbt repeats every failure with its message after "Completed with ...".
+        summary = [i for i, ln in enumerate(log) if "Completed with" in ln]
+        detail = "\n".join(log[summary[-1] + 1:] if summary else log[-25:])
         raise DbtError(f"dbt {' '.join(args)} failed (exit {returncode}):\n{detail}")
     return DbtResult(command=cmd, returncode=returncode, nodes_total=total, passed=passed,
                      log=log)

@@ -53,3 +53,12 @@ def test_dbt_vars_and_env_carry_the_schedule_and_absolute_paths(tmp_path):
     env = cfg.env()
     assert env["CLV_RAW_DIR"] == str((tmp_path / "d" / "raw").resolve())
     assert all(v.startswith("/") for v in env.values())
+
+
+def test_committed_clv_yaml_spells_out_the_code_defaults():
+    from clv_models.config import PROJECT_ROOT, Config
+
+    from_file = load_config(PROJECT_ROOT / "clv.yaml")
+    defaults = Config()
+    defaults.data_dir = PROJECT_ROOT / "data"
+    assert from_file == defaults
