@@ -119,7 +119,7 @@ def build(ctx: click.Context, dbt_args: tuple[str, ...]) -> None:
 
     cfg = _config(ctx)
     if dbt_args:
-        result = warehouse.run_dbt(cfg, ["build", *dbt_args], echo=console.print)
+        result = warehouse.run_dbt(cfg, ["build", *dbt_args], echo=click.echo)
         console.print(f"{result.passed}/{result.nodes_total} nodes ok")
     else:
         _pipeline(cfg).build()

@@ -139,9 +139,8 @@ class Pipeline:
         start = time.perf_counter()
         models = self.models or training.load_models(self.cfg, training.PRODUCT_MODELS)
         product = {k: v for k, v in models.items() if k in training.PRODUCT_MODELS}
-        names = self.training_set.feature_names if self.training_set else None
         with self.console.status("  scoring"):
-            self.scores = scoring.score(self.cfg, product, feature_names=names)
+            self.scores = scoring.score(self.cfg, product)
         total = sum(self.scores.rows.values())
         per_model = ", ".join(f"{k} {v:,}" for k, v in self.scores.rows.items())
         self._done("score", start,

@@ -70,11 +70,14 @@ def deciles(values: np.ndarray, customer_ids: pd.Series) -> np.ndarray:
     return (ranks * 10 // max(len(values), 1) + 1).astype(np.int32)
 
 
-def score_frame(model: CLVModel, frame: pd.DataFrame, feature_names: list[str],
-                as_of: dt.date, horizon_days: int, run_id: str,
-                scored_at: dt.datetime) -> pd.DataFrame:
-    """The ``clv_scores`` rows of one model for the customers in ``frame``."""
-    pred = model.predict(frame[feature_names], explain=True)
+def score_frame(model: CLVModel, frame: pd.DataFrame, as_of: dt.date, horizon_days: int,
+                run_id: str, scored_at: dt.datetime) -> pd.DataFrame:
+    """The ``clv_scores`` rows of one model for the customers in ``frame``.
+
+    ``frame`` holds ``customer_id`` and at least the model's own features (each model selects
+    the columns it was trained on and names any that are missing).
+    """
+    pred = model.predict(frame, explain=True)
 
     def col(values):
         return values if values is not None else np.full(len(frame), np.nan)
@@ -125,19 +128,17 @@ def write_scores(cfg: Config, scores: pd.DataFrame) -> None:
             con.unregister("new_scores")
 
 
-def score(cfg: Config, models: dict[str, CLVModel], as_of: dt.date | None = None,
-          feature_names: list[str] | None = None) -> ScoringResult:
+def score(cfg: Config, models: dict[str, CLVModel], as_of: dt.date | None = None
+          ) -> ScoringResult:
     """Score every customer with features at ``as_of`` (default: the latest as-of date).
 
     Features come from Feast's offline store (the same point-in-time retrieval as training).
     """
     as_of, entities = features.scoring_entities(cfg, as_of)
     frame = features.historical_features(cfg, entities)
-    if feature_names is None:
-        feature_names = features.feature_names(features.feature_store(cfg))
     run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
     scored_at = dt.datetime.now(dt.timezone.utc)
-    parts = [score_frame(m, frame, feature_names, as_of, cfg.horizon_days, run_id, scored_at)
+    parts = [score_frame(m, frame, as_of, cfg.horizon_days, run_id, scored_at)
              for m in models.values()]
     scores = pd.concat(parts, ignore_index=True)
     write_scores(cfg, scores)

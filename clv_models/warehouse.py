@@ -129,11 +129,13 @@ def table_counts(cfg: Config) -> dict[str, int]:
     with duckdb.connect(str(cfg.warehouse_path), read_only=True) as con:
         existing = {r[0] for r in con.execute(
             "select table_name from information_schema.tables").fetchall()}
+        fmt = raw_format(cfg.raw_dir)
+        reader = "read_parquet(?)" if fmt == "parquet" else "read_csv(?, all_varchar = true)"
         for name in ("orders", "returns", "page_views", "customers"):
-            raw = cfg.raw_dir / f"{name}.parquet"
+            raw = cfg.raw_dir / f"{name}.{fmt}"
             if raw.exists():
                 counts[f"raw.{name}"] = con.execute(
-                    "select count(*) from read_parquet(?)", [str(raw)]).fetchone()[0]
+                    f"select count(*) from {reader}", [str(raw)]).fetchone()[0]  # noqa: S608
         for model in ("stg_raw__orders", "stg_raw__returns", "stg_raw__page_views",
                       "stg_raw__customers", "stg_raw__quarantined_rows", "customer_rfm",
                       "customer_clv_labels", "clv_scores"):
