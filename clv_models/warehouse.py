@@ -49,6 +49,16 @@ def dbt_executable() -> str:
     return found
 
 
+OPTIONAL_TABLES = ("returns", "page_views", "customers")
+
+
+def missing_tables(raw_dir: Path) -> list[str]:
+    """Optional raw tables with no file (or an empty one): dbt reads them as empty tables."""
+    fmt = raw_format(raw_dir)
+    paths = {t: raw_dir / f"{t}.{fmt}" for t in OPTIONAL_TABLES}
+    return [t for t, p in paths.items() if not p.exists() or p.stat().st_size == 0]
+
+
 def raw_format(raw_dir: Path) -> str:
     """``parquet`` or ``csv``: the format of the raw files (``orders.<format>`` decides)."""
     if (raw_dir / "orders.parquet").exists():
@@ -82,7 +92,8 @@ def run_dbt(
     cfg = cfg.resolved()
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     cfg.features_dir.mkdir(parents=True, exist_ok=True)
-    dbt_vars = {**cfg.dbt_vars(), "raw_format": raw_format(cfg.raw_dir)}
+    dbt_vars = {**cfg.dbt_vars(), "raw_format": raw_format(cfg.raw_dir),
+                "raw_missing_tables": missing_tables(cfg.raw_dir)}
     cmd = [dbt_executable(), *args, "--project-dir", str(cfg.warehouse_dir),
            "--profiles-dir", str(cfg.warehouse_dir), "--vars", json.dumps(dbt_vars)]
     env = {**os.environ, **cfg.env(), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
@@ -131,9 +142,10 @@ def table_counts(cfg: Config) -> dict[str, int]:
             "select table_name from information_schema.tables").fetchall()}
         fmt = raw_format(cfg.raw_dir)
         reader = "read_parquet(?)" if fmt == "parquet" else "read_csv(?, all_varchar = true)"
+        absent = missing_tables(cfg.raw_dir)
         for name in ("orders", "returns", "page_views", "customers"):
             raw = cfg.raw_dir / f"{name}.{fmt}"
-            if raw.exists():
+            if name not in absent:
                 counts[f"raw.{name}"] = con.execute(
                     f"select count(*) from {reader}", [str(raw)]).fetchone()[0]  # noqa: S608
         for model in ("stg_raw__orders", "stg_raw__returns", "stg_raw__page_views",

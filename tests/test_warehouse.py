@@ -40,11 +40,18 @@ def hand_made_shop(raw_dir):
         {"order_id": "o6", "customer_id": None, "ordered_at": ts("2024-02-01"), "order_total": 10.0},
         {"order_id": "o7", "customer_id": "c2", "ordered_at": ts("2024-02-02"), "order_total": -5.0},
         {"order_id": "o8", "customer_id": "c3", "ordered_at": ts("2024-12-31 10:00"), "order_total": 40.0},
+        {"order_id": "o9", "customer_id": "c9", "ordered_at": ts("2024-02-01"), "order_total": 10.0},  # not in customers
+        {"order_id": "o10", "customer_id": "c1", "ordered_at": ts("1970-01-01"), "order_total": 10.0},  # before data_start
     ])
     write_parquet(raw_dir, "returns", [
         # o3 (before t) is returned after t: features at t keep it, the label at t loses 30.
         {"return_id": "r1", "customer_id": "c2", "returned_at": ts("2024-03-05"), "refund_amount": 30.0, "order_id": "o3"},
         {"return_id": "r2", "customer_id": "c1", "returned_at": ts("2024-02-01"), "refund_amount": -1.0, "order_id": "o1"},
+        {"return_id": "r3", "customer_id": "c1", "returned_at": ts("2024-01-20"), "refund_amount": 90.0, "order_id": "o1"},
+        {"return_id": "r4", "customer_id": "c1", "returned_at": ts("2024-01-25"), "refund_amount": 20.0, "order_id": "o1"},  # 110 > 100
+        {"return_id": "r5", "customer_id": "c1", "returned_at": ts("2024-01-26"), "refund_amount": 1.0, "order_id": "o404"},
+        {"return_id": "r6", "customer_id": "c1", "returned_at": ts("2024-02-10"), "refund_amount": 5.0, "order_id": None},  # kept
+        {"return_id": "r7", "customer_id": "c9", "returned_at": ts("2024-02-10"), "refund_amount": 5.0, "order_id": None},
     ])
     write_parquet(raw_dir, "page_views", [
         {"customer_id": "c1", "viewed_at": ts("2024-01-10 11:59"), "session_id": "s1", "page_type": "product"},
@@ -85,6 +92,7 @@ def test_features_use_only_events_before_the_cutoff(built):
     assert c1["days_since_last_order"] == 1
     assert c1["monetary_value"] == pytest.approx(20.0)
     assert c1["first_order_value"] == pytest.approx(100.0)
+    assert c1["refund_amount"] == pytest.approx(95.0)  # r3 + r6; r4 and r5 are quarantined
     c2 = f.iloc[1]
     assert c2["refund_amount"] == 0.0  # the return on Mar 5 is after t
     assert c2["net_revenue"] == pytest.approx(80.0)
@@ -110,9 +118,13 @@ def test_bad_rows_are_quarantined_with_reasons_and_counts_reconcile(built):
                     "order by 1, 2")
     got = set(map(tuple, q.to_numpy()))
     assert got == {("orders", "o1", "duplicate order_id"), ("orders", "o6", "missing customer_id"),
-                   ("orders", "o7", "negative order_total"),
-                   ("returns", "r2", "negative refund_amount")}
-    assert rows(built, "select count(*) n from stg_raw__orders")["n"][0] == 8 - 3
+                   ("orders", "o7", "negative order_total"), ("orders", "o9", "unknown customer_id"),
+                   ("orders", "o10", "ordered_at before data_start"),
+                   ("returns", "r2", "negative refund_amount"),
+                   ("returns", "r4", "refund exceeds its order"),
+                   ("returns", "r5", "unknown order_id"), ("returns", "r7", "unknown customer_id")}
+    assert rows(built, "select count(*) n from stg_raw__orders")["n"][0] == 10 - 5
+    assert rows(built, "select count(*) n from stg_raw__returns")["n"][0] == 7 - 4
     anonymous = rows(built, "select count(*) n from stg_raw__page_views where customer_id is null")
     assert anonymous["n"][0] == 1
 
@@ -132,7 +144,7 @@ def test_csv_input_with_offsets_and_garbage(tmp_path):
         "a7,c2,2024-04-30,3\n")
     (raw / "returns.csv").write_text("return_id,customer_id,returned_at,refund_amount,order_id\n")
     (raw / "page_views.csv").write_text("customer_id,viewed_at,session_id,page_type\n")
-    (raw / "customers.csv").write_text("customer_id,signup_at\nc1,2024-01-01\nc1,2023-12-01\n")
+    (raw / "customers.csv").write_text("customer_id,signup_at\nc1,2024-01-01\nc1,2023-12-01\nc2,\n")
     assert warehouse.raw_format(raw) == "csv"
     warehouse.run_dbt(cfg, ["build"])
     q = rows(cfg, "select record_id, reason from stg_raw__quarantined_rows order by 1")
@@ -146,7 +158,7 @@ def test_csv_input_with_offsets_and_garbage(tmp_path):
     feb = rows(cfg, "select order_count from customer_rfm where customer_id = 'c1' "
                     "and as_of_date = '2024-03-01'")
     assert feb["order_count"][0] == 1
-    kept = rows(cfg, "select signup_at from stg_raw__customers")
+    kept = rows(cfg, "select signup_at from stg_raw__customers where customer_id = 'c1'")
     assert str(kept["signup_at"][0]) == "2023-12-01 00:00:00"  # earliest copy wins
 
 
@@ -156,8 +168,9 @@ def test_dbt_failure_is_reported_with_its_lines(tmp_path):
         warehouse.run_dbt(cfg, ["build"])
     cfg.raw_dir.mkdir(parents=True)
     (cfg.raw_dir / "orders.csv").write_text("order_id,customer_id,ordered_at,order_total\n")
-    with pytest.raises(warehouse.DbtError, match="failed"):
-        warehouse.run_dbt(cfg, ["build"])
+    # The marts alone, before anything upstream exists, fail in dbt: the error carries dbt's lines.
+    with pytest.raises(warehouse.DbtError, match="(?s)failed.*Failure in model customer_rfm.*does not exist"):
+        warehouse.run_dbt(cfg, ["build", "--select", "customer_rfm"])
 
 
 def test_missing_required_column_is_named(tmp_path):

@@ -4,7 +4,8 @@
 ) -%}
 -- Typed raw orders with the reason a row cannot be trusted (null when it can) and its copy
 -- number among rows sharing an order_id. Which copy wins: the earliest ordered_at, then the
--- larger order_total, then the smaller customer_id.
+-- larger order_total, then the smaller customer_id. When a customers table is given (and the
+-- var require_known_customers is true), orders of customers missing from it are quarantined.
 with
 
 source as (
@@ -27,20 +28,40 @@ typed as (
 
 ),
 
+known_customers as (
+
+    select customer_id from {{ ref('stg_raw__customers') }}
+
+),
+
+customers_given as (
+
+    select count(*) > 0 and {{ var('require_known_customers') }} as check_customers
+    from known_customers
+
+),
+
 checked as (
 
     select
-        *,
+        typed.*,
         case
-            when order_id is null then 'missing order_id'
-            when customer_id is null then 'missing customer_id'
-            when ordered_at is null then 'missing or unparseable ordered_at'
-            when order_total is null then 'missing or non-numeric order_total'
-            when order_total <> order_total or order_total > 1e12 then 'non-finite order_total'
-            when order_total < 0 then 'negative order_total'
-            when ordered_at > {{ dbt.current_timestamp() }} then 'ordered_at in the future'
+            when typed.order_id is null then 'missing order_id'
+            when typed.customer_id is null then 'missing customer_id'
+            when typed.ordered_at is null then 'missing or unparseable ordered_at'
+            when typed.order_total is null then 'missing or non-numeric order_total'
+            when typed.order_total <> typed.order_total or typed.order_total > 1e12
+                then 'non-finite order_total'
+            when typed.order_total < 0 then 'negative order_total'
+            when typed.ordered_at > {{ dbt.current_timestamp() }} then 'ordered_at in the future'
+            when typed.ordered_at < {{ clv_data_start() }} then 'ordered_at before data_start'
+            when customers_given.check_customers and known_customers.customer_id is null
+                then 'unknown customer_id'
         end as quarantine_reason
     from typed
+    cross join customers_given
+    left join known_customers
+        on typed.customer_id = known_customers.customer_id
 
 )
 

@@ -31,5 +31,6 @@ select
     case
         when viewed_at is null then 'missing or unparseable viewed_at'
         when viewed_at > {{ dbt.current_timestamp() }} then 'viewed_at in the future'
+        when viewed_at < {{ clv_data_start() }} then 'viewed_at before data_start'
     end as quarantine_reason
 from typed

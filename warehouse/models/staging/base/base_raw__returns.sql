@@ -4,12 +4,27 @@
 ) -%}
 -- Typed raw returns with the reason a row cannot be trusted (null when it can) and its copy
 -- number among rows sharing a return_id. Which copy wins: the earliest returned_at, then the
--- larger refund_amount.
+-- larger refund_amount. Kept returns are then matched to clean orders: a return naming an
+-- order that does not exist is quarantined, and so is the return that takes an order's refunds
+-- (in time order) above its total. A return without order_id is kept unmatched.
 with
 
 source as (
 
     select * from {{ source('raw', 'returns') }}
+
+),
+
+known_customers as (
+
+    select customer_id from {{ ref('stg_raw__customers') }}
+
+),
+
+customers_given as (
+
+    select count(*) > 0 and {{ var('require_known_customers') }} as check_customers
+    from known_customers
 
 ),
 
@@ -31,25 +46,79 @@ typed as (
 checked as (
 
     select
-        *,
+        typed.*,
         case
-            when return_id is null then 'missing return_id'
-            when customer_id is null then 'missing customer_id'
-            when returned_at is null then 'missing or unparseable returned_at'
-            when refund_amount is null then 'missing or non-numeric refund_amount'
-            when refund_amount <> refund_amount or refund_amount > 1e12
+            when typed.return_id is null then 'missing return_id'
+            when typed.customer_id is null then 'missing customer_id'
+            when typed.returned_at is null then 'missing or unparseable returned_at'
+            when typed.refund_amount is null then 'missing or non-numeric refund_amount'
+            when typed.refund_amount <> typed.refund_amount or typed.refund_amount > 1e12
                 then 'non-finite refund_amount'
-            when refund_amount < 0 then 'negative refund_amount'
-            when returned_at > {{ dbt.current_timestamp() }} then 'returned_at in the future'
-        end as quarantine_reason
+            when typed.refund_amount < 0 then 'negative refund_amount'
+            when typed.returned_at > {{ dbt.current_timestamp() }} then 'returned_at in the future'
+            when typed.returned_at < {{ clv_data_start() }} then 'returned_at before data_start'
+            when customers_given.check_customers and known_customers.customer_id is null
+                then 'unknown customer_id'
+        end as row_reason
     from typed
+    cross join customers_given
+    left join known_customers
+        on typed.customer_id = known_customers.customer_id
+
+),
+
+numbered as (
+
+    select
+        *,
+        row_number() over (
+            partition by return_id, row_reason is null
+            order by returned_at, refund_amount desc, customer_id
+        ) as copy_number
+    from checked
+
+),
+
+orders as (
+
+    select order_id, customer_id, order_total from {{ ref('stg_raw__orders') }}
+
+),
+
+matched as (
+
+    -- Kept returns against their order: refunds so far on the same order (in time order).
+    select
+        numbered.*,
+        orders.order_id as matched_order_id,
+        orders.order_total as matched_order_total,
+        sum(numbered.refund_amount) over (
+            partition by numbered.order_id
+            order by numbered.returned_at, numbered.return_id
+            rows between unbounded preceding and current row
+        ) as refunded_so_far
+    from numbered
+    left join orders
+        on numbered.order_id = orders.order_id
+    where numbered.row_reason is null
+        and numbered.copy_number = 1
 
 )
 
 select
-    *,
-    row_number() over (
-        partition by return_id, quarantine_reason is null
-        order by returned_at, refund_amount desc, customer_id
-    ) as copy_number
-from checked
+    numbered.*,
+    coalesce(
+        numbered.row_reason,
+        case
+            when numbered.copy_number > 1 then null
+            when numbered.order_id is not null and matched.matched_order_id is null
+                then 'unknown order_id'
+            when matched.refunded_so_far > matched.matched_order_total + 0.005
+                then 'refund exceeds its order'
+        end
+    ) as quarantine_reason
+from numbered
+left join matched
+    on numbered.return_id = matched.return_id
+    and numbered.copy_number = 1
+    and numbered.row_reason is null
