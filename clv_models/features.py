@@ -63,7 +63,8 @@ def apply(cfg: Config) -> str:
 
 @dataclass
 class MaterializeResult:
-    """One incremental materialization: the interval loaded per feature view."""
+    """One incremental materialization: the interval loaded per feature view, and how many
+    customers the online store holds (in its largest feature view)."""
 
     intervals: dict[str, tuple[dt.datetime, dt.datetime]]
     online_rows: int
@@ -106,9 +107,9 @@ def materialize(cfg: Config) -> MaterializeResult:
         with sqlite3.connect(online_db) as con:
             names = [r[0] for r in con.execute(
                 "select name from sqlite_master where type = 'table' and name like 'clv_%'")]
-            for name in names:
-                online_rows += con.execute(
-                    f'select count(distinct entity_key) from "{name}"').fetchone()[0]  # noqa: S608
+            for name in names:  # customers with at least one online feature row
+                online_rows = max(online_rows, con.execute(
+                    f'select count(distinct entity_key) from "{name}"').fetchone()[0])  # noqa: S608
     return MaterializeResult(intervals=intervals, online_rows=online_rows)
 
 

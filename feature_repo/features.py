@@ -2,7 +2,8 @@
 
 The sources are the Parquet files that dbt exports (``warehouse/models/marts``); their location
 comes from ``CLV_FEATURES_DIR`` (set by the ``clv`` CLI), defaulting to ``data/features`` at the
-repository root, and is always absolute so nothing depends on the current directory.
+repository root, and is always absolute so nothing depends on the current directory. Column
+meanings are documented in the marts' YAML (``dbt docs``).
 """
 
 import os
@@ -10,11 +11,16 @@ from datetime import timedelta
 from pathlib import Path
 
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
-from feast.types import Float64, Int32
+from feast.types import Array, Float32, Float64, Int32, String
 
 FEATURES_DIR = Path(
     os.environ.get("CLV_FEATURES_DIR", Path(__file__).resolve().parent.parent / "data/features")
 ).resolve()
+
+# A feature row at as-of date t holds events before t. Every customer has a row at every as-of
+# date after their first order, so the TTL only bounds how stale a row may be when features are
+# asked for between as-of dates (e.g. "now"): a little over a year.
+TTL = timedelta(days=400)
 
 customer = Entity(
     name="customer",
@@ -23,20 +29,21 @@ customer = Entity(
     description="A shop customer (raw customer_id).",
 )
 
-customer_rfm_source = FileSource(
-    name="customer_rfm_source",
-    path=str(FEATURES_DIR / "customer_rfm.parquet"),
-    timestamp_field="event_timestamp",
-    description="dbt mart customer_rfm: one row per customer and as-of date.",
-)
 
-# A feature row at as-of date t holds events before t. Every customer has a row at every as-of
-# date after their first order, so the TTL only bounds how stale a row may be when features are
-# asked for between as-of dates (e.g. "now"): a little over a year.
+def mart_source(model: str) -> FileSource:
+    """The Parquet export of the dbt mart ``model`` (one row per customer and as-of date)."""
+    return FileSource(
+        name=f"{model}_source",
+        path=str(FEATURES_DIR / f"{model}.parquet"),
+        timestamp_field="event_timestamp",
+        description=f"dbt mart {model}: one row per customer and as-of date.",
+    )
+
+
 customer_rfm = FeatureView(
     name="customer_rfm",
     entities=[customer],
-    ttl=timedelta(days=400),
+    ttl=TTL,
     schema=[
         Field(name="frequency", dtype=Int32, description="Repeat purchase days (BTYD)."),
         Field(name="recency_days", dtype=Int32, description="First to last purchase day (BTYD)."),
@@ -51,13 +58,116 @@ customer_rfm = FeatureView(
         Field(name="first_order_value", dtype=Float64, description="First purchase day revenue."),
     ],
     online=True,
-    source=customer_rfm_source,
-    tags={"owner": "clv", "dbt_model": "customer_rfm"},
+    source=mart_source("customer_rfm"),
+    tags={"dbt_model": "customer_rfm"},
 )
 
-# One feature service per model input set: training retrieval and online reads use the same one.
+customer_timeseries = FeatureView(
+    name="customer_timeseries",
+    entities=[customer],
+    ttl=TTL,
+    schema=[
+        Field(name="orders_7d", dtype=Int32),
+        Field(name="gross_revenue_7d", dtype=Float64),
+        Field(name="refunds_7d", dtype=Float64),
+        Field(name="net_revenue_7d", dtype=Float64),
+        Field(name="views_7d", dtype=Int32),
+        Field(name="sessions_7d", dtype=Int32),
+        Field(name="orders_30d", dtype=Int32),
+        Field(name="gross_revenue_30d", dtype=Float64),
+        Field(name="refunds_30d", dtype=Float64),
+        Field(name="net_revenue_30d", dtype=Float64),
+        Field(name="views_30d", dtype=Int32),
+        Field(name="sessions_30d", dtype=Int32),
+        Field(name="orders_90d", dtype=Int32),
+        Field(name="gross_revenue_90d", dtype=Float64),
+        Field(name="refunds_90d", dtype=Float64),
+        Field(name="net_revenue_90d", dtype=Float64),
+        Field(name="views_90d", dtype=Int32),
+        Field(name="sessions_90d", dtype=Int32),
+        Field(name="orders_180d", dtype=Int32),
+        Field(name="gross_revenue_180d", dtype=Float64),
+        Field(name="refunds_180d", dtype=Float64),
+        Field(name="net_revenue_180d", dtype=Float64),
+        Field(name="views_180d", dtype=Int32),
+        Field(name="sessions_180d", dtype=Int32),
+        Field(name="orders_365d", dtype=Int32),
+        Field(name="gross_revenue_365d", dtype=Float64),
+        Field(name="refunds_365d", dtype=Float64),
+        Field(name="net_revenue_365d", dtype=Float64),
+        Field(name="views_365d", dtype=Int32),
+        Field(name="sessions_365d", dtype=Int32),
+        Field(name="order_trend_90d", dtype=Int32),
+        Field(name="net_revenue_trend_90d", dtype=Float64),
+        Field(name="inter_purchase_days_mean", dtype=Float64),
+        Field(name="inter_purchase_days_std", dtype=Float64),
+        Field(name="tenure_days", dtype=Int32),
+        Field(name="weekly_net_revenue_52w", dtype=Array(Float32)),
+        Field(name="weekly_views_52w", dtype=Array(Float32)),
+    ],
+    online=True,
+    source=mart_source("customer_timeseries"),
+    tags={"dbt_model": "customer_timeseries"},
+)
+
+customer_returns = FeatureView(
+    name="customer_returns",
+    entities=[customer],
+    ttl=TTL,
+    schema=[
+        Field(name="return_count", dtype=Int32),
+        Field(name="returns_per_order", dtype=Float64),
+        Field(name="refund_share", dtype=Float64),
+        Field(name="mean_days_to_return", dtype=Float64),
+    ],
+    online=True,
+    source=mart_source("customer_returns"),
+    tags={"dbt_model": "customer_returns"},
+)
+
+customer_engagement = FeatureView(
+    name="customer_engagement",
+    entities=[customer],
+    ttl=TTL,
+    schema=[
+        Field(name="view_count", dtype=Int32),
+        Field(name="session_count", dtype=Int32),
+        Field(name="product_view_count", dtype=Int32),
+        Field(name="orders_per_session", dtype=Float64),
+        Field(name="days_since_last_view", dtype=Int32),
+        Field(name="views_since_last_order", dtype=Int32),
+    ],
+    online=True,
+    source=mart_source("customer_engagement"),
+    tags={"dbt_model": "customer_engagement"},
+)
+
+customer_profile = FeatureView(
+    name="customer_profile",
+    entities=[customer],
+    ttl=TTL,
+    schema=[
+        Field(name="country", dtype=String),
+        Field(name="acquisition_channel", dtype=String),
+        Field(name="days_since_signup", dtype=Int32),
+    ],
+    online=True,
+    source=mart_source("customer_profile"),
+    tags={"dbt_model": "customer_profile"},
+)
+
+TABULAR_TIMESERIES = [f.name for f in customer_timeseries.schema
+                      if not f.name.startswith("weekly_")]
+
+# One feature service per model input set; training retrieval and online reads use the same
+# one. clv_v1: the numeric tabular features (XGBoost and the deep model's tabular tower).
 clv_v1 = FeatureService(
     name="clv_v1",
-    features=[customer_rfm],
-    description="Inputs of the v1 CLV models (XGBoost baseline and deep ZILN regressor).",
+    features=[
+        customer_rfm,
+        customer_timeseries[TABULAR_TIMESERIES],
+        customer_returns,
+        customer_engagement,
+    ],
+    description="Numeric tabular inputs of the v1 CLV models (XGBoost, deep ZILN).",
 )

@@ -1,6 +1,28 @@
 -- Running totals per customer after each activity day, with the next activity day. A customer's
 -- state just before a cutoff t is the row with activity_date < t <= next_activity_date, so any
 -- window [a, b) is the difference of the states at b and at a.
+{%- set running_sums = {
+    'orders_to_date': 'order_count',
+    'order_days_to_date': 'case when order_count > 0 then 1 else 0 end',
+    'returns_to_date': 'return_count',
+    'matched_returns_to_date': 'matched_return_count',
+    'matched_return_days_to_date': 'matched_return_days',
+    'views_to_date': 'view_count',
+    'product_views_to_date': 'product_view_count',
+    'sessions_to_date': 'session_count',
+    'purchase_gap_days_to_date': 'coalesce(purchase_gap_days, 0)',
+    'purchase_gap_days_sq_to_date': 'coalesce(purchase_gap_days * purchase_gap_days, 0)',
+} %}
+{%- set running_amounts = {
+    'gross_revenue_to_date': 'gross_revenue',
+    'refund_amount_to_date': 'refund_amount',
+} %}
+{%- set running_window -%}
+    over (
+            partition by customer_id order by activity_date
+            rows between unbounded preceding and current row
+        )
+{%- endset %}
 with
 
 days as (
@@ -9,27 +31,15 @@ days as (
 
 ),
 
-first_orders as (
-
-    select
-        customer_id,
-        min(activity_date) as first_order_date
-    from days
-    where order_count > 0
-    group by customer_id
-
-),
-
 first_order_days as (
 
     select
-        days.customer_id,
-        first_orders.first_order_date,
-        days.gross_revenue as first_order_day_revenue
+        customer_id,
+        activity_date as first_order_date,
+        gross_revenue as first_order_day_revenue
     from days
-    inner join first_orders
-        on days.customer_id = first_orders.customer_id
-        and days.activity_date = first_orders.first_order_date
+    where order_count > 0
+        and purchase_gap_days is null
 
 ),
 
@@ -42,38 +52,36 @@ accumulated as (
             lead(activity_date) over (partition by customer_id order by activity_date),
             cast('9999-12-31' as date)
         ) as next_activity_date,
-        cast(sum(order_count) over (
-            partition by customer_id order by activity_date
-            rows between unbounded preceding and current row
-        ) as bigint) as orders_to_date,
-        cast(sum(case when order_count > 0 then 1 else 0 end) over (
-            partition by customer_id order by activity_date
-            rows between unbounded preceding and current row
-        ) as bigint) as order_days_to_date,
-        sum(gross_revenue) over (
-            partition by customer_id order by activity_date
-            rows between unbounded preceding and current row
-        ) as gross_revenue_to_date,
-        cast(sum(return_count) over (
-            partition by customer_id order by activity_date
-            rows between unbounded preceding and current row
-        ) as bigint) as returns_to_date,
-        sum(refund_amount) over (
-            partition by customer_id order by activity_date
-            rows between unbounded preceding and current row
-        ) as refund_amount_to_date,
-        max(case when order_count > 0 then activity_date end) over (
-            partition by customer_id order by activity_date
-            rows between unbounded preceding and current row
-        ) as last_order_date
+        {%- for name, expr in running_sums.items() %}
+        cast(sum({{ expr }}) {{ running_window }} as bigint) as {{ name }},
+        {%- endfor %}
+        {%- for name, expr in running_amounts.items() %}
+        sum({{ expr }}) {{ running_window }} as {{ name }},
+        {%- endfor %}
+        max(case when order_count > 0 then activity_date end) {{ running_window }}
+            as last_order_date,
+        max(case when view_count > 0 then activity_date end) {{ running_window }}
+            as last_view_date
     from days
+
+),
+
+with_views_at_last_order as (
+
+    -- Views up to and including the last purchase day (running totals only grow, so the max
+    -- over purchase days is the value on the last one).
+    select
+        *,
+        coalesce(max(case when last_order_date = activity_date then views_to_date end)
+            {{ running_window }}, 0) as views_to_last_order_date
+    from accumulated
 
 )
 
 select
-    accumulated.*,
+    with_views_at_last_order.*,
     first_order_days.first_order_date,
     first_order_days.first_order_day_revenue
-from accumulated
+from with_views_at_last_order
 left join first_order_days
-    on accumulated.customer_id = first_order_days.customer_id
+    on with_views_at_last_order.customer_id = first_order_days.customer_id

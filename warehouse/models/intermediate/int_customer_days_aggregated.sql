@@ -1,5 +1,7 @@
--- One row per customer and UTC day with any order or return: the day's order count, gross
--- revenue, returns and refunds. Every cutoff in the project is a date, so day totals are exact.
+-- One row per customer and UTC day with any order, return or (identified) page view: the day's
+-- orders, gross revenue, returns, refunds, views, sessions started and product views, plus the
+-- gap since the previous purchase day and the order-to-return days of returns matched to an
+-- order. Every cutoff in the project is a date, so day totals are exact.
 with
 
 orders as (
@@ -14,26 +16,126 @@ orders as (
 
 ),
 
-refunds as (
+returns as (
+
+    select
+        returns.customer_id,
+        returns.return_date as activity_date,
+        count(*) as return_count,
+        sum(returns.refund_amount) as refund_amount,
+        count(orders.order_id) as matched_return_count,
+        sum({{ dbt.datediff('orders.order_date', 'returns.return_date', 'day') }})
+            as matched_return_days
+    from {{ ref('stg_raw__returns') }} as returns
+    left join {{ ref('stg_raw__orders') }} as orders
+        on returns.order_id = orders.order_id
+    group by returns.customer_id, returns.return_date
+
+),
+
+identified_views as (
 
     select
         customer_id,
-        return_date as activity_date,
-        count(*) as return_count,
-        sum(refund_amount) as refund_amount
-    from {{ ref('stg_raw__returns') }}
-    group by customer_id, return_date
+        view_date,
+        viewed_at,
+        coalesce(session_id, {{ clv_as_text('viewed_at') }}) as session_key,
+        page_type
+    from {{ ref('stg_raw__page_views') }}
+    where customer_id is not null
+
+),
+
+views as (
+
+    select
+        customer_id,
+        view_date as activity_date,
+        count(*) as view_count,
+        sum(case when page_type = 'product' then 1 else 0 end) as product_view_count
+    from identified_views
+    group by customer_id, view_date
+
+),
+
+session_starts as (
+
+    -- A session counts on the day of its first view.
+    select
+        customer_id,
+        cast(min(viewed_at) as date) as activity_date
+    from identified_views
+    group by customer_id, session_key
+
+),
+
+sessions as (
+
+    select customer_id, activity_date, count(*) as session_count
+    from session_starts
+    group by customer_id, activity_date
+
+),
+
+customer_days as (
+
+    select customer_id, activity_date from orders
+    union
+    select customer_id, activity_date from returns
+    union
+    select customer_id, activity_date from views
+    union
+    select customer_id, activity_date from sessions
+
+),
+
+joined as (
+
+    select
+        customer_days.customer_id,
+        customer_days.activity_date,
+        coalesce(orders.order_count, 0) as order_count,
+        coalesce(orders.gross_revenue, 0) as gross_revenue,
+        coalesce(returns.return_count, 0) as return_count,
+        coalesce(returns.refund_amount, 0) as refund_amount,
+        coalesce(returns.matched_return_count, 0) as matched_return_count,
+        coalesce(returns.matched_return_days, 0) as matched_return_days,
+        coalesce(views.view_count, 0) as view_count,
+        coalesce(views.product_view_count, 0) as product_view_count,
+        coalesce(sessions.session_count, 0) as session_count
+    from customer_days
+    left join orders
+        on customer_days.customer_id = orders.customer_id
+        and customer_days.activity_date = orders.activity_date
+    left join returns
+        on customer_days.customer_id = returns.customer_id
+        and customer_days.activity_date = returns.activity_date
+    left join views
+        on customer_days.customer_id = views.customer_id
+        and customer_days.activity_date = views.activity_date
+    left join sessions
+        on customer_days.customer_id = sessions.customer_id
+        and customer_days.activity_date = sessions.activity_date
+
+),
+
+purchase_gaps as (
+
+    select
+        customer_id,
+        activity_date,
+        {{ dbt.datediff(
+            'lag(activity_date) over (partition by customer_id order by activity_date)',
+            'activity_date', 'day') }} as purchase_gap_days
+    from joined
+    where order_count > 0
 
 )
 
 select
-    coalesce(orders.customer_id, refunds.customer_id) as customer_id,
-    coalesce(orders.activity_date, refunds.activity_date) as activity_date,
-    coalesce(orders.order_count, 0) as order_count,
-    coalesce(orders.gross_revenue, 0) as gross_revenue,
-    coalesce(refunds.return_count, 0) as return_count,
-    coalesce(refunds.refund_amount, 0) as refund_amount
-from orders
-full outer join refunds
-    on orders.customer_id = refunds.customer_id
-    and orders.activity_date = refunds.activity_date
+    joined.*,
+    purchase_gaps.purchase_gap_days
+from joined
+left join purchase_gaps
+    on joined.customer_id = purchase_gaps.customer_id
+    and joined.activity_date = purchase_gaps.activity_date

@@ -1,7 +1,8 @@
 {{ config(materialized='external', format='parquet') }}
 -- CLV labels per customer at each as-of date t whose horizon is fully observed: net revenue
 -- (orders minus refunds in [t, t + horizon), floored at 0) and purchase days in the horizon.
--- Differences of running totals are rounded to 1e-6 to drop float noise. The population is the customers with a feature row at t (first order before t).
+-- The population is the customers with a feature row at t (first order before t); differences
+-- of running totals are rounded to 1e-6 to drop float noise.
 with
 
 as_of_dates as (
@@ -19,13 +20,12 @@ states as (
 at_start as (
 
     select
-        states.*,
+        population.*,
         as_of_dates.label_end_date,
         as_of_dates.horizon_days
-    from states
+    from {{ ref('int_customers_at_as_of_dates') }} as population
     inner join as_of_dates
-        on states.cutoff_date = as_of_dates.as_of_date
-    where states.first_order_date < states.cutoff_date
+        on population.as_of_date = as_of_dates.as_of_date
 
 ),
 

@@ -3,25 +3,9 @@
 -- appears from the first as-of date after their first order. Feast reads the Parquet export.
 with
 
-as_of_dates as (
-
-    select as_of_date from {{ ref('int_as_of_dates') }}
-
-),
-
-states as (
-
-    select * from {{ ref('int_customer_states_snapshotted') }}
-
-),
-
 at_as_of as (
 
-    select states.*
-    from states
-    inner join as_of_dates
-        on states.cutoff_date = as_of_dates.as_of_date
-    where states.first_order_date < states.cutoff_date
+    select * from {{ ref('int_customers_at_as_of_dates') }}
 
 )
 
