@@ -126,10 +126,12 @@ def build(ctx: click.Context, dbt_args: tuple[str, ...]) -> None:
 
 
 @main.command()
+@click.option("--full-refresh", is_flag=True,
+              help="Empty the online store and materialize every feature row again.")
 @click.pass_context
-def features(ctx: click.Context) -> None:
+def features(ctx: click.Context, full_refresh: bool) -> None:
     """Feast apply, then materialize new feature rows into the online store (incremental)."""
-    _pipeline(_config(ctx)).features()
+    _pipeline(_config(ctx)).features(full_refresh=full_refresh)
 
 
 @main.command()
@@ -171,8 +173,13 @@ def score(ctx: click.Context, as_of) -> None:
 @click.pass_context
 def env(ctx: click.Context) -> None:
     """Print shell exports so `dbt` and `feast` can be run by hand: eval "$(clv env)"."""
-    for key, value in _config(ctx).env().items():
+    import json
+
+    cfg = _config(ctx)
+    for key, value in cfg.env().items():
         click.echo(f"export {key}={shlex.quote(value)}")
+    click.echo(f"# dbt by hand also needs the schedule: dbt build --profiles-dir . --vars "
+               f"{shlex.quote(json.dumps(cfg.dbt_vars()))}")
 
 
 if __name__ == "__main__":  # pragma: no cover

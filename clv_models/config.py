@@ -4,13 +4,15 @@ One :class:`Config` object travels through every stage, so the generator, dbt, F
 training and scoring agree on where the data lives, the horizon and the as-of schedule.
 
 Precedence (lowest to highest): built-in defaults, the YAML file (``clv.yaml`` in the current
-directory, or ``--config PATH``), then command-line flags.
+directory, or ``--config PATH``), the ``CLV_DATA_DIR`` environment variable (as exported by
+``clv env``), then command-line flags.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -256,5 +258,7 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
         apply_overrides(cfg, data)
         if not cfg.data_dir.is_absolute():  # relative to the config file, like dbt and Feast
             cfg.data_dir = path.resolve().parent / cfg.data_dir
+    if os.environ.get("CLV_DATA_DIR"):
+        cfg.data_dir = Path(os.environ["CLV_DATA_DIR"])
     apply_overrides(cfg, overrides or {})
     return cfg

@@ -62,13 +62,15 @@ def evaluate(cfg: Config, data: TrainingSet, models: dict[str, CLVModel]) -> Eva
     """
     rows = data.part("evaluation")
     y = rows[TARGET].to_numpy(dtype=float)
+    purchased = rows["label_purchase_days"].to_numpy() > 0
     report = EvaluationReport(as_of_date=data.split.evaluation_date, customers=len(rows),
                               actual_total=float(y.sum()))
     for name, model in models.items():
         pred = model.predict(rows[data.feature_names])
         report.rows.append({"model": name, "model_version": model.version,
                             "reference": name in REFERENCE_MODELS,
-                            **metrics.evaluate(y, pred.predicted_clv, pred.p_purchase)})
+                            **metrics.evaluate(y, pred.predicted_clv, pred.p_purchase,
+                                               purchased)})
         report.deciles[name] = metrics.decile_table(y, pred.predicted_clv)
     oracle = oracle_frame(cfg, data.split.evaluation_date)
     if oracle is not None:
@@ -77,7 +79,8 @@ def evaluate(cfg: Config, data: TrainingSet, models: dict[str, CLVModel]) -> Eva
             o_pred = joined["expected_net_revenue"].to_numpy()
             report.rows.append({"model": "oracle", "model_version": "ground-truth",
                                 "reference": True,
-                                **metrics.evaluate(y, o_pred, joined["p_purchase"].to_numpy())})
+                                **metrics.evaluate(y, o_pred, joined["p_purchase"].to_numpy(),
+                                                   purchased)})
             report.deciles["oracle"] = metrics.decile_table(y, o_pred)
     report.paths = write_report(cfg, data, report)
     return report

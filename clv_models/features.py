@@ -8,16 +8,21 @@ import contextlib
 import datetime as dt
 import io
 import os
+import sqlite3
 import subprocess
 import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import pandas as pd
 
 from clv_models.config import Config
+
+if TYPE_CHECKING:
+    from feast import FeatureStore
 
 FEATURE_SERVICE = "clv_v1"
 LABELS_FILE = "customer_clv_labels.parquet"
@@ -37,8 +42,8 @@ def _activate(cfg: Config) -> Config:
     return cfg
 
 
-def feature_store(cfg: Config):
-    """A :class:`feast.FeatureStore` for the configured data directory."""
+def feature_store(cfg: Config) -> FeatureStore:
+    """A :class:`feast.FeatureStore` for the configured data directory (after `clv features`)."""
     from feast import FeatureStore
 
     # Feast's DuckDB offline store (through ibis) calls a DuckDB method that DuckDB 1.5
@@ -46,6 +51,8 @@ def feature_store(cfg: Config):
     warnings.filterwarnings("ignore", message=r"fetch_arrow_table\(\) is deprecated",
                             category=DeprecationWarning)
     cfg = _activate(cfg)
+    if not (cfg.feast_dir / "registry.db").exists():
+        raise FileNotFoundError(f"no Feast registry in {cfg.feast_dir}: run `clv features` first")
     return FeatureStore(repo_path=str(cfg.feature_repo_dir))
 
 
@@ -71,46 +78,59 @@ class MaterializeResult:
 
 
 def _source_bounds(path: str) -> tuple[dt.datetime | None, dt.datetime | None]:
+    if not Path(path).exists():
+        raise FileNotFoundError(f"no feature export at {path}: run `clv build` first")
     with duckdb.connect() as con:
         lo, hi = con.execute("select min(event_timestamp), max(event_timestamp) "
                              "from read_parquet(?)", [path]).fetchone()
     return lo, hi
 
 
-def materialize(cfg: Config) -> MaterializeResult:
-    """Load feature rows newer than the last materialization into the online store.
+def materialize(cfg: Config, full_refresh: bool = False) -> MaterializeResult:
+    """Load new feature rows into the online store.
 
     Feast's own ``materialize_incremental`` starts at ``now - ttl`` the first time, which skips
-    historical as-of dates; here the first run starts at the earliest row of each source and
-    later runs at the end of the previous interval, so the online store always ends up holding
-    each customer's latest as-of row.
+    historical as-of dates. Here the first run (or ``full_refresh``, which empties the online
+    store first) starts at the earliest row of each source; later runs start at the end of the
+    previous interval but never after the latest as-of date, which is always reloaded: a
+    rebuild that rewrote the latest rows (new data, a regenerated shop) reaches the online store,
+    which therefore holds every customer's latest as-of row.
     """
     store = feature_store(cfg)
+    if full_refresh:
+        _empty_online_store(cfg)
     intervals = {}
     for fv in store.list_feature_views():
         lo, hi = _source_bounds(fv.batch_source.path)
         if hi is None:
             continue
+        lo, hi = lo.replace(tzinfo=dt.timezone.utc), hi.replace(tzinfo=dt.timezone.utc)
         done = [end for _, end in fv.materialization_intervals]
-        start = max(done) if done else lo.replace(tzinfo=dt.timezone.utc)
-        end = hi.replace(tzinfo=dt.timezone.utc) + dt.timedelta(seconds=1)
-        if start >= end:
-            continue
+        start = lo if full_refresh or not done else min(max(done), hi)
+        end = hi + dt.timedelta(seconds=1)
         with contextlib.redirect_stdout(io.StringIO()):  # Feast prints its own progress
             store.materialize(start_date=start, end_date=end, feature_views=[fv.name])
         intervals[fv.name] = (start, end)
-    online_rows = 0
-    online_db = cfg.resolved().feast_dir / "online_store.db"
-    if online_db.exists():
-        import sqlite3
+    counts = _online_tables(cfg, "select count(distinct entity_key) from {table}")
+    return MaterializeResult(intervals=intervals, online_rows=max(counts, default=0))
 
-        with sqlite3.connect(online_db) as con:
-            names = [r[0] for r in con.execute(
-                "select name from sqlite_master where type = 'table' and name like 'clv_%'")]
-            for name in names:  # customers with at least one online feature row
-                online_rows = max(online_rows, con.execute(
-                    f'select count(distinct entity_key) from "{name}"').fetchone()[0])  # noqa: S608
-    return MaterializeResult(intervals=intervals, online_rows=online_rows)
+
+def _online_tables(cfg: Config, sql: str) -> list:
+    """Run ``sql`` (with ``{table}``) on every table of the SQLite online store."""
+    online_db = cfg.resolved().feast_dir / "online_store.db"
+    if not online_db.exists():
+        return []
+    with sqlite3.connect(online_db) as con:
+        tables = [r[0] for r in con.execute(
+            "select name from sqlite_master where type = 'table' and name like 'clv_%'")]
+        out = [con.execute(sql.format(table=f'"{t}"')).fetchone() for t in tables]
+        con.commit()
+    return [r[0] for r in out if r is not None]
+
+
+def _empty_online_store(cfg: Config) -> None:
+    """Delete every row of the online store (tables stay, as `feast apply` created them)."""
+    _online_tables(cfg, "delete from {table}")
 
 
 def feature_names(store) -> list[str]:
@@ -144,7 +164,7 @@ def label_frame(cfg: Config) -> pd.DataFrame:
     if not path.exists():
         raise FileNotFoundError(f"no labels at {path}: run `clv build` first")
     with duckdb.connect() as con:
-        df = con.execute("select customer_id, as_of_date, label_net_revenue, "
+        df = con.execute("select customer_id, as_of_date, horizon_days, label_net_revenue, "
                          "label_purchase_days from read_parquet(?)", [str(path)]).df()
     df["as_of_date"] = pd.to_datetime(df["as_of_date"]).dt.date
     return df

@@ -164,8 +164,9 @@ def _timestamps(start_us: int, days: np.ndarray) -> pa.Array:
     return pa.array(start_us + np.round(days * US_PER_DAY).astype(np.int64), type=TIMESTAMP)
 
 
-def _choice(rng: np.random.Generator, values: np.ndarray, p: np.ndarray, n: int) -> np.ndarray:
-    return rng.choice(len(values), size=n, p=p)
+def _choice(rng: np.random.Generator, p: np.ndarray, n: int) -> np.ndarray:
+    """Indices drawn with probabilities ``p``."""
+    return rng.choice(len(p), size=n, p=p)
 
 
 def _segments(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -178,7 +179,7 @@ def _segments(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 class _Writers:
     """Append-only Parquet writers, one per table."""
 
-    def __init__(self, cfg: Config, tables: dict[str, Path]) -> None:
+    def __init__(self, tables: dict[str, Path]) -> None:
         self.paths = tables
         self.rows = dict.fromkeys(tables, 0)
         self._writers: dict[str, pq.ParquetWriter] = {}
@@ -222,7 +223,7 @@ def generate_shop(
     as_of_dates = cfg.as_of.dates(shop.end)
     paths = {t: cfg.raw_dir / f"{t}.parquet" for t in RAW_TABLES}
     paths |= {t: cfg.truth_dir / f"{t}.parquet" for t in TRUTH_TABLES}
-    writers = _Writers(cfg, paths)
+    writers = _Writers(paths)
     ok = False
     try:
         n_chunks = -(-shop.customers // CHUNK_SIZE)
@@ -263,8 +264,8 @@ def _generate_chunk(
         acquired[redo] = clock.sample(rng, np.zeros(redo.sum()), np.full(redo.sum(), n_days))
         keep[redo] = rng.random(redo.sum()) < (1 + acquired[redo] / n_days) / 2
 
-    country = _choice(rng, COUNTRIES, COUNTRY_P, n)
-    acq = _choice(rng, ACQ_CHANNELS, ACQ_P, n)
+    country = _choice(rng, COUNTRY_P, n)
+    acq = _choice(rng, ACQ_P, n)
     lam = rng.gamma(0.9, 1 / 30, n) * ACQ_RATE[acq]            # repeat orders per day
     mu = rng.gamma(1.2, 1 / (1.2 * 450), n)                     # dropouts per day
     tau = rng.exponential(1 / mu)                               # lifetime in days
@@ -304,7 +305,7 @@ def _generate_chunk(
         "ordered_at": _timestamps(start_us, o_t), "order_total": o_total,
         "currency": np.full(n_orders, "USD"),
         "item_count": (1 + rng.poisson(0.8, n_orders)).astype(np.int32),
-        "channel": ORDER_CHANNELS[_choice(rng, ORDER_CHANNELS, ORDER_CHANNEL_P, n_orders)],
+        "channel": ORDER_CHANNELS[_choice(rng, ORDER_CHANNEL_P, n_orders)],
     })
 
     # Returns of a share rho of orders, 2-30 days later; only those observed before the end.

@@ -1,9 +1,9 @@
 """Evaluation metrics for CLV predictions, as defined in DESIGN.md (after Wang, Liu & Miao, 2019).
 
 Ties in the predictions never change a result: wherever customers are ranked by prediction, the
-actual values inside a group of tied predictions are replaced by the group's mean, which is the
-average over every order the tie could be broken in (all these metrics are linear in the ranked
-values).
+actual values inside a group of tied predictions are replaced by the group's mean. For the
+Gini and the top-decile capture (linear in the ranked values) that is exactly the average over
+every order the tie could be broken in; decile MAPE uses the same tie-averaged values.
 
 The raw Gini is DESIGN.md's ``2 * mean(g_k) - 1`` with ``g_k`` the cumulative share after the
 k-th customer; a random (or constant) ordering scores ``1/n`` under it, negligible at realistic
@@ -82,8 +82,12 @@ def top_decile_capture(actual: np.ndarray, predicted: np.ndarray, share: float =
 
 
 def decile_table(actual: np.ndarray, predicted: np.ndarray, groups: int = 10) -> pd.DataFrame:
-    """Mean predicted and actual value in equal-size groups by predicted rank (1 = highest)."""
+    """Mean predicted and actual value in equal-size groups by predicted rank (1 = highest).
+
+    With fewer customers than groups, each customer is a group.
+    """
     actual, predicted = _as_float(actual), _as_float(predicted)
+    groups = min(groups, len(actual))
     ranked = ranked_actuals(actual, predicted)
     pred_sorted = np.sort(predicted)[::-1]
     rows = []
@@ -118,7 +122,8 @@ def roc_auc(positive: np.ndarray, score: np.ndarray) -> float:
 
 
 def evaluate(
-    actual: np.ndarray, predicted: np.ndarray, p_purchase: np.ndarray | None = None
+    actual: np.ndarray, predicted: np.ndarray, p_purchase: np.ndarray | None = None,
+    purchased: np.ndarray | None = None,
 ) -> dict[str, float]:
     """All DESIGN.md metrics for one model on one set of customers.
 
@@ -130,6 +135,9 @@ def evaluate(
         Predicted CLV.
     p_purchase
         Predicted probability of any purchase in the horizon; ``auc`` is NaN without it.
+    purchased
+        Whether each customer purchased in the horizon (the AUC's target). Defaults to
+        ``actual > 0``, which misses buyers whose refunds cancelled their spend.
     """
     actual, predicted = _as_float(actual), _as_float(predicted)
     err = predicted - actual
@@ -142,5 +150,6 @@ def evaluate(
         "top_decile_capture": top_decile_capture(actual, predicted),
         "decile_mape": decile_mape(actual, predicted),
         "total_ratio": float(predicted.sum() / actual.sum()),
-        "auc": float("nan") if p_purchase is None else roc_auc(actual > 0, p_purchase),
+        "auc": float("nan") if p_purchase is None else roc_auc(
+            actual > 0 if purchased is None else purchased, p_purchase),
     }

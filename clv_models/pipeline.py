@@ -89,12 +89,12 @@ class Pipeline:
                    f"{c.get('customer_rfm', 0):,} feature rows, "
                    f"{c.get('customer_clv_labels', 0):,} label rows")
 
-    def features(self) -> None:
+    def features(self, full_refresh: bool = False) -> None:
         start = time.perf_counter()
         with self.console.status("  feast apply"):
             features.apply(self.cfg)
-        with self.console.status("  feast materialize (incremental)"):
-            result = features.materialize(self.cfg)
+        with self.console.status("  feast materialize"):
+            result = features.materialize(self.cfg, full_refresh=full_refresh)
         loaded = ", ".join(f"{fv} {a:%Y-%m-%d}..{b:%Y-%m-%d}"
                            for fv, (a, b) in result.intervals.items()) or "nothing new"
         self._done("features", start,
@@ -152,7 +152,7 @@ class Pipeline:
         if generate:
             self.generate()
         self.build()
-        self.features()
+        self.features(full_refresh=generate)  # a new shop replaces every customer's rows
         self.train()
         self.evaluate()
         self.score()
@@ -192,6 +192,7 @@ class Pipeline:
 
 
 def _fmt(value: float) -> str:
+    """Ratios with 3 decimals, currency amounts (>= 10) with 1."""
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return "–"
-    return f"{value:,.3f}" if abs(value) < 100 else f"{value:,.1f}"
+    return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"

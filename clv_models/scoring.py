@@ -20,7 +20,6 @@ from clv_models import features
 from clv_models.config import Config
 from clv_models.models import CLVModel
 
-SCORES_TABLE = "clv_scores"
 SCORES_DDL = """
 create table if not exists clv_scores (
     customer_id varchar not null,
@@ -63,15 +62,19 @@ class ScoringResult:
 
 
 def deciles(values: np.ndarray, customer_ids: pd.Series) -> np.ndarray:
-    """Decile by predicted value, 1 = highest; ties broken by customer id so it is stable."""
+    """Decile by predicted value, 1 = highest; ties broken by customer id so it is stable.
+
+    Groups are sized like :func:`clv_models.metrics.decile_table` (``numpy.array_split``).
+    """
     order = np.lexsort((customer_ids.to_numpy(), -values))
-    ranks = np.empty(len(values), dtype=np.int64)
-    ranks[order] = np.arange(len(values))
-    return (ranks * 10 // max(len(values), 1) + 1).astype(np.int32)
+    out = np.empty(len(values), dtype=np.int32)
+    for decile, idx in enumerate(np.array_split(order, 10), start=1):
+        out[idx] = decile
+    return out
 
 
-def score_frame(model: CLVModel, frame: pd.DataFrame, as_of: dt.date, horizon_days: int,
-                run_id: str, scored_at: dt.datetime) -> pd.DataFrame:
+def score_frame(model: CLVModel, frame: pd.DataFrame, as_of: dt.date, run_id: str,
+                scored_at: dt.datetime) -> pd.DataFrame:
     """The ``clv_scores`` rows of one model for the customers in ``frame``.
 
     ``frame`` holds ``customer_id`` and at least the model's own features (each model selects
@@ -85,7 +88,7 @@ def score_frame(model: CLVModel, frame: pd.DataFrame, as_of: dt.date, horizon_da
     return pd.DataFrame({
         "customer_id": frame["customer_id"].to_numpy(),
         "as_of_date": as_of,
-        "horizon_days": horizon_days,
+        "horizon_days": int(model.metadata["horizon_days"]),
         "model_name": model.name,
         "model_version": model.version,
         "predicted_clv": pred.predicted_clv,
@@ -138,7 +141,7 @@ def score(cfg: Config, models: dict[str, CLVModel], as_of: dt.date | None = None
     frame = features.historical_features(cfg, entities)
     run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
     scored_at = dt.datetime.now(dt.timezone.utc)
-    parts = [score_frame(m, frame, as_of, cfg.horizon_days, run_id, scored_at)
+    parts = [score_frame(m, frame, as_of, run_id, scored_at)
              for m in models.values()]
     scores = pd.concat(parts, ignore_index=True)
     write_scores(cfg, scores)

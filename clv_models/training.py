@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
@@ -61,7 +62,7 @@ def make_split(as_of_dates: list[dt.date], horizon_days: int) -> Split:
     dates = sorted(set(as_of_dates))
     if not dates:
         raise ValueError("no as-of date has a complete label horizon: the data covers less "
-                         "than one horizon after the first as-of date")
+                         "than one horizon after the first as-of date (as_of.start)")
     evaluation = dates[-1]
     train = [d for d in dates if d + dt.timedelta(days=horizon_days) <= evaluation]
     if len(train) < 2:
@@ -72,9 +73,29 @@ def make_split(as_of_dates: list[dt.date], horizon_days: int) -> Split:
     return Split(fit_dates=train[:-1], validation_date=train[-1], evaluation_date=evaluation)
 
 
+def check_horizon(built: int, cfg: Config, what: str) -> None:
+    """Fail when the labels or models were made for another horizon than the configuration's."""
+    if built != cfg.horizon_days:
+        raise ValueError(
+            f"{what} {built} days but the configuration says horizon_days = {cfg.horizon_days}: "
+            f"rebuild (`clv build`, then `clv features` and `clv train`) or use "
+            f"--set horizon_days={built}")
+
+
 def load_training_set(cfg: Config) -> TrainingSet:
-    """Labels as the entity frame, features through Feast's point-in-time retrieval."""
+    """Labels as the entity frame, features through Feast's point-in-time retrieval.
+
+    The labels must have been built for the configured horizon (the split depends on it).
+    """
     labels = features.label_frame(cfg)
+    if labels.empty:
+        raise ValueError(
+            f"no labels: no as-of date has a complete {cfg.horizon_days}-day horizon. The "
+            f"schedule starts at as_of.start = {cfg.as_of.start}; set it (clv.yaml or "
+            "--set as_of.start=YYYY-MM-DD) to a date inside your data, at least one horizon "
+            "before its end, and run `clv build` again")
+    for built in labels["horizon_days"].unique():
+        check_horizon(int(built), cfg, "the labels were built for a horizon of")
     split = make_split(list(labels["as_of_date"].unique()), cfg.horizon_days)
     frame = features.historical_features(cfg, labels)
     store = features.feature_store(cfg)
@@ -92,7 +113,7 @@ def build_models(cfg: Config) -> dict[str, CLVModel]:
 
 
 def train(cfg: Config, data: TrainingSet, names: tuple[str, ...] = MODEL_NAMES,
-          on_model=None) -> dict[str, CLVModel]:
+          on_model: Callable[[str, CLVModel], None] | None = None) -> dict[str, CLVModel]:
     """Fit the models on the fit rows (early stopping on validation) and save them.
 
     Parameters
@@ -123,6 +144,11 @@ def train(cfg: Config, data: TrainingSet, names: tuple[str, ...] = MODEL_NAMES,
 
 
 def load_models(cfg: Config, names: tuple[str, ...] = MODEL_NAMES) -> dict[str, CLVModel]:
-    """The saved models (see :func:`clv_models.models.load_model`)."""
-    return {name: load_model(cfg.models_dir / name) for name in names}
+    """The saved models (see :func:`clv_models.models.load_model`), checked against the
+    configured horizon."""
+    models = {name: load_model(cfg.models_dir / name) for name in names}
+    for name, model in models.items():
+        check_horizon(int(model.metadata["horizon_days"]), cfg,
+                      f"model {name} was trained for a horizon of")
+    return models
 

@@ -17,10 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import yaml
 
 from clv_models.config import Config
 
 _PROGRESS = re.compile(r"\b(\d+) of (\d+) (START|OK|PASS|ERROR|FAIL|WARN|SKIP|NO-OP)\b")
+_DONE = re.compile(r"Done\. PASS=(\d+) WARN=\d+ ERROR=\d+ SKIP=\d+ NO-OP=(\d+) TOTAL=(\d+)")
 
 
 class DbtError(RuntimeError):
@@ -92,14 +94,15 @@ def run_dbt(
     cfg = cfg.resolved()
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     cfg.features_dir.mkdir(parents=True, exist_ok=True)
+    args, user_vars = _split_vars(args)
     dbt_vars = {**cfg.dbt_vars(), "raw_format": raw_format(cfg.raw_dir),
-                "raw_missing_tables": missing_tables(cfg.raw_dir)}
+                "raw_missing_tables": missing_tables(cfg.raw_dir), **user_vars}
     cmd = [dbt_executable(), *args, "--project-dir", str(cfg.warehouse_dir),
-           "--profiles-dir", str(cfg.warehouse_dir), "--vars", json.dumps(dbt_vars)]
+           "--profiles-dir", str(cfg.warehouse_dir), "--vars", json.dumps(dbt_vars, default=str)]
     env = {**os.environ, **cfg.env(), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
            "DBT_USE_COLORS": "false"}
     log: list[str] = []
-    done = total = passed = 0
+    done = total = 0
     proc = subprocess.Popen(cmd, cwd=cfg.warehouse_dir, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, bufsize=1)
     assert proc.stdout is not None
@@ -111,7 +114,6 @@ def run_dbt(
         m = _PROGRESS.search(line)
         if m and m.group(3) != "START":
             done, total = int(m.group(1)), int(m.group(2))
-            passed += m.group(3) in {"OK", "PASS", "NO-OP"}
             if progress:
                 progress(done, total, line)
     returncode = proc.wait()
@@ -120,17 +122,29 @@ def run_dbt(
         summary = [i for i, ln in enumerate(log) if "Completed with" in ln]
         detail = "\n".join(log[summary[-1] + 1:] if summary else log[-25:])
         raise DbtError(f"dbt {' '.join(args)} failed (exit {returncode}):\n{detail}")
+    summary = next((_DONE.search(ln) for ln in reversed(log) if _DONE.search(ln)), None)
+    passed = int(summary.group(1)) + int(summary.group(2)) if summary else done
+    total = int(summary.group(3)) if summary else total
     return DbtResult(command=cmd, returncode=returncode, nodes_total=total, passed=passed,
                      log=log)
 
 
-def query(cfg: Config, sql: str, params: Sequence | None = None) -> list[tuple]:
-    """Run a read-only query on the warehouse file and close it again (releases the lock)."""
-    path = cfg.resolved().warehouse_path
-    if not path.exists():
-        raise FileNotFoundError(f"no warehouse at {path}: run `clv build` first")
-    with duckdb.connect(str(path), read_only=True) as con:
-        return con.execute(sql, params or []).fetchall()
+def _split_vars(args: Sequence[str]) -> tuple[list[str], dict]:
+    """Take a user's ``--vars`` out of dbt arguments, to merge over the configured ones."""
+    args = list(args)
+    user: dict = {}
+    for i, arg in enumerate(args):
+        if arg == "--vars" and i + 1 < len(args):
+            user = yaml.safe_load(args[i + 1]) or {}
+            del args[i: i + 2]
+            break
+        if arg.startswith("--vars="):
+            user = yaml.safe_load(arg.split("=", 1)[1]) or {}
+            del args[i]
+            break
+    if not isinstance(user, dict):
+        raise DbtError(f"--vars must be a YAML or JSON mapping, got {user!r}")
+    return args, user
 
 
 def table_counts(cfg: Config) -> dict[str, int]:

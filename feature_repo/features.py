@@ -1,8 +1,8 @@
 """Feast definitions: the customer entity, feature views over the dbt marts, feature services.
 
 The sources are the Parquet files that dbt exports (``warehouse/models/marts``); their location
-comes from ``CLV_FEATURES_DIR`` (set by the ``clv`` CLI), defaulting to ``data/features`` at the
-repository root, and is always absolute so nothing depends on the current directory. Column
+comes from ``CLV_FEATURES_DIR`` (set by the ``clv`` CLI; by hand, ``eval "$(clv env)"``) and is
+made absolute, so nothing depends on the current directory. Column
 meanings are documented in the marts' YAML (``dbt docs``).
 """
 
@@ -13,9 +13,10 @@ from pathlib import Path
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
 from feast.types import Array, Float32, Float64, Int32, String
 
-FEATURES_DIR = Path(
-    os.environ.get("CLV_FEATURES_DIR", Path(__file__).resolve().parent.parent / "data/features")
-).resolve()
+if not os.environ.get("CLV_FEAST_DIR") or not os.environ.get("CLV_FEATURES_DIR"):
+    raise RuntimeError('CLV_FEAST_DIR and CLV_FEATURES_DIR are not set: run `eval "$(clv env)"` '
+                       "first (feature_store.yaml and the sources read their paths from them)")
+FEATURES_DIR = Path(os.environ["CLV_FEATURES_DIR"]).resolve()
 
 # A feature row at as-of date t holds events before t. Every customer has a row at every as-of
 # date after their first order, so the TTL only bounds how stale a row may be when features are

@@ -1,5 +1,6 @@
 """The whole chain on a small generated shop, with the real dbt, Feast, XGBoost and torch."""
 
+import dataclasses
 import datetime as dt
 import json
 import subprocess
@@ -118,3 +119,11 @@ def test_cli_help_and_a_clear_error(pipeline_run, tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode != 0
     assert "clv train" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_horizon_other_than_the_built_one_is_refused(pipeline_run):
+    other = dataclasses.replace(pipeline_run.cfg, horizon_days=90)
+    with pytest.raises(ValueError, match="labels were built for a horizon of 180 days"):
+        training.load_training_set(other)
+    with pytest.raises(ValueError, match="trained for a horizon of 180 days"):
+        training.load_models(other)

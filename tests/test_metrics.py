@@ -66,3 +66,11 @@ def test_bad_input_is_rejected():
         metrics.raw_gini(np.array([1.0, 2.0]), np.array([1.0]))
     with pytest.raises(ValueError, match="positive total"):
         metrics.normalized_gini(np.zeros(3), np.ones(3))
+
+
+def test_auc_target_is_any_purchase_not_positive_net_revenue():
+    actual = np.array([0.0, 0.0, 10.0, 0.0])  # customer 1 bought but refunded everything
+    purchased = np.array([False, True, True, False])
+    p = np.array([0.1, 0.95, 0.9, 0.2])
+    assert metrics.evaluate(actual, p * 10, p, purchased)["auc"] == pytest.approx(1.0)
+    assert metrics.evaluate(actual, p * 10, p)["auc"] == pytest.approx(2 / 3)

@@ -183,3 +183,12 @@ def test_missing_required_column_is_named(tmp_path):
         (raw / f"{name}.csv").write_text(header + "\n")
     with pytest.raises(warehouse.DbtError, match="missing required column.*order_total"):
         warehouse.run_dbt(cfg, ["build"])
+
+
+def test_user_vars_merge_over_the_configured_ones():
+    args, user = warehouse._split_vars(["build", "--select", "marts", "--vars", "{horizon_days: 90}"])
+    assert args == ["build", "--select", "marts"] and user == {"horizon_days": 90}
+    args, user = warehouse._split_vars(["build", '--vars={"data_start": "2020-01-01"}'])
+    assert args == ["build"] and user == {"data_start": "2020-01-01"}
+    with pytest.raises(warehouse.DbtError, match="mapping"):
+        warehouse._split_vars(["build", "--vars", "[1, 2]"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -92,8 +93,10 @@ class DeepCLV(CLVModel):
         device = resolve_device(p.device)
         self.feature_names = list(X.columns)
         z = self._compress(X)
-        self._mean = np.nanmean(z, axis=0)
-        self._std = np.nanstd(z, axis=0)
+        with warnings.catch_warnings():  # a feature that is null in every row gets mean 0, std 1
+            warnings.simplefilter("ignore", RuntimeWarning)
+            self._mean = np.nanmean(z, axis=0)
+            self._std = np.nanstd(z, axis=0)
         self._std[~(self._std > 1e-9)] = 1.0
         self._mean = np.nan_to_num(self._mean)
 
