@@ -44,10 +44,10 @@ class _Group(click.Group):
 
         try:
             return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
         except (DbtError, FeatureStoreError, FileNotFoundError, ValueError, KeyError,
-                RuntimeError) as exc:
-            if isinstance(exc, click.ClickException):
-                raise
+                RuntimeError, OSError) as exc:
             raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
 
 
@@ -108,6 +108,63 @@ def generate(ctx: click.Context, customers, seed, start, end) -> None:
                           "shop.end": end.date() if end else None})
     p = _pipeline(cfg)
     p.generate()
+
+
+@main.group("import")
+def import_() -> None:
+    """Turn public or custom export formats into the raw contract in DATA_DIR/raw.
+
+    Importing replaces the raw tables (and any generated ground truth) in DATA_DIR; then run
+    `clv run --skip-generate` with an as-of schedule inside the data (--set as_of.start=...).
+    """
+
+
+def _imported(cfg: Config, result) -> None:
+    rows = ", ".join(f"{table} {n:,}" for table, n in result.rows.items())
+    console.print(f"[green]✓[/green] imported {rows} -> {result.raw_dir}")
+
+
+@import_.command("cdnow")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_context
+def import_cdnow(ctx: click.Context, path: Path) -> None:
+    """CDNOW_master.txt (customer, yyyymmdd, CD count, dollars per line) as orders."""
+    from clv_models import importers
+
+    cfg = _config(ctx)
+    _imported(cfg, importers.import_cdnow(cfg, path))
+
+
+@import_.command("online-retail")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--timezone", default="Europe/London", show_default=True,
+              help="Time zone of InvoiceDate.")
+@click.pass_context
+def import_online_retail(ctx: click.Context, path: Path, timezone: str) -> None:
+    """UCI Online Retail (I or II) invoice lines, .xlsx/.csv/.parquet: orders, returns (C
+    invoices) and customers."""
+    from clv_models import importers
+
+    cfg = _config(ctx)
+    _imported(cfg, importers.import_online_retail(cfg, path, timezone))
+
+
+@import_.command("csv")
+@click.argument("table", type=click.Choice(["orders", "returns", "page_views", "customers"]))
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--map", "mapping", multiple=True, metavar="COLUMN=FILE_COLUMN",
+              help="Contract column from a differently named file column (repeatable).")
+@click.pass_context
+def import_csv(ctx: click.Context, table: str, path: Path, mapping: tuple[str, ...]) -> None:
+    """One raw table from a CSV, Parquet or Excel file, renaming columns with --map.
+
+    Other raw tables already in DATA_DIR/raw are kept, so tables can be imported one by one:
+    `clv import csv orders orders.csv --map order_id=OrderNo --map ordered_at=Date ...`
+    """
+    from clv_models import importers
+
+    cfg = _config(ctx)
+    _imported(cfg, importers.import_table(cfg, table, path, _parse_set(mapping)))
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})

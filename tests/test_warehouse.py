@@ -107,9 +107,10 @@ def test_labels_cover_the_horizon_from_the_cutoff(built):
     assert c1["label_purchase_days"] == 1
     assert c2["label_refund_amount"] == pytest.approx(30.0)  # late return of an earlier order
     assert c2["label_net_revenue"] == 0.0  # floored at 0
-    # Cutoffs whose horizon runs past the last event (2024-12-31) have no labels.
+    # Cutoffs whose window [t, t + 90) runs past the last event day (2024-12-31) have no
+    # labels: 2024-10-01 + 90 days = 2024-12-30 is complete, 2024-11-01 is not.
     last = scalar(built, "select max(as_of_date) from customer_clv_labels")
-    assert last + dt.timedelta(days=90) <= dt.date(2024, 12, 31)
+    assert last == dt.date(2024, 10, 1)
     assert scalar(built, "select max(as_of_date) from customer_rfm") == dt.date(2025, 1, 1)
 
 

@@ -1,6 +1,7 @@
 -- The as-of schedule: cutoffs t = as_of_start + k * as_of_every as_of_unit, up to the day after
--- the last event (so the last cutoff sees everything). A cutoff's labels are complete when its
--- horizon ends on or before the last event date (DESIGN.md); only those are used for training.
+-- the last event (so the last cutoff sees everything). A cutoff's labels are complete when the
+-- last day of its window [t, t + horizon) is on or before the last event date, i.e.
+-- t + horizon <= last event date + 1 day; only those are used for training.
 with
 
 last_events as (
@@ -40,7 +41,8 @@ select
     {{ var('horizon_days') }} as horizon_days,
     bounds.last_event_date,
     cast({{ dbt.dateadd('day', var('horizon_days'), 'spine.as_of_date') }} as date)
-        <= bounds.last_event_date as is_label_complete
+        <= cast({{ dbt.dateadd('day', 1, 'bounds.last_event_date') }} as date)
+        as is_label_complete
 from spine
 cross join bounds
 where spine.as_of_date <= cast({{ dbt.dateadd('day', 1, 'bounds.last_event_date') }} as date)
