@@ -9,6 +9,7 @@ import datetime as dt
 import duckdb
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401 - pa.compute
 import pyarrow.parquet as pq
 import pytest
 
@@ -193,3 +194,28 @@ def test_user_vars_merge_over_the_configured_ones():
     assert args == ["build"] and user == {"data_start": "2020-01-01"}
     with pytest.raises(warehouse.DbtError, match="mapping"):
         warehouse._split_vars(["build", "--vars", "[1, 2]"])
+
+
+def test_incremental_page_views_equal_a_full_refresh(tmp_path):
+    from clv_models.generate import generate_shop
+
+    cfg = small_config(tmp_path, customers=300)
+    generate_shop(cfg)
+    views_path = cfg.raw_dir / "page_views.parquet"
+    views = pq.read_table(views_path)
+    cut = pa.scalar(pd.Timestamp("2025-06-01", tz="UTC"), type=views.schema.field("viewed_at").type)
+    early = views.filter(pa.compute.less(views["viewed_at"], cut))
+    assert 0 < early.num_rows < views.num_rows
+    pq.write_table(early, views_path)
+    warehouse.run_dbt(cfg, ["build"])
+    pq.write_table(views, views_path)  # the rest of the views arrive
+    warehouse.run_dbt(cfg, ["build"])  # incremental
+    queries = {
+        "daily": "select * from int_customer_views_aggregated order by customer_id, view_date",
+        "engagement": "select * from customer_engagement order by customer_id, as_of_date",
+    }
+    incremental = {k: rows(cfg, q) for k, q in queries.items()}
+    warehouse.run_dbt(cfg, ["build", "--full-refresh"])
+    for name, query in queries.items():
+        pd.testing.assert_frame_equal(incremental[name], rows(cfg, query), check_like=False)
+    assert incremental["daily"]["view_date"].max() > pd.Timestamp("2025-06-01")

@@ -1,5 +1,5 @@
 -- One row per customer and UTC day with any order, return or (identified) page view: the day's
--- orders, gross revenue, returns, refunds, views, sessions started and product views, plus the
+-- orders, gross revenue, returns, refunds, views, sessions and product views, plus the
 -- gap since the previous purchase day and the order-to-return days of returns matched to an
 -- order. Every cutoff in the project is a date, so day totals are exact.
 with
@@ -33,47 +33,15 @@ returns as (
 
 ),
 
-identified_views as (
-
-    select
-        customer_id,
-        view_date,
-        viewed_at,
-        coalesce(session_id, {{ clv_as_text('viewed_at') }}) as session_key,
-        page_type
-    from {{ ref('stg_raw__page_views') }}
-    where customer_id is not null
-
-),
-
 views as (
 
     select
         customer_id,
         view_date as activity_date,
-        count(*) as view_count,
-        sum(case when page_type = 'product' then 1 else 0 end) as product_view_count
-    from identified_views
-    group by customer_id, view_date
-
-),
-
-session_starts as (
-
-    -- A session counts on the day of its first view.
-    select
-        customer_id,
-        cast(min(viewed_at) as date) as activity_date
-    from identified_views
-    group by customer_id, session_key
-
-),
-
-sessions as (
-
-    select customer_id, activity_date, count(*) as session_count
-    from session_starts
-    group by customer_id, activity_date
+        view_count,
+        product_view_count,
+        session_count
+    from {{ ref('int_customer_views_aggregated') }}
 
 ),
 
@@ -84,8 +52,6 @@ customer_days as (
     select customer_id, activity_date from returns
     union
     select customer_id, activity_date from views
-    union
-    select customer_id, activity_date from sessions
 
 ),
 
@@ -102,7 +68,7 @@ joined as (
         coalesce(returns.matched_return_days, 0) as matched_return_days,
         coalesce(views.view_count, 0) as view_count,
         coalesce(views.product_view_count, 0) as product_view_count,
-        coalesce(sessions.session_count, 0) as session_count
+        coalesce(views.session_count, 0) as session_count
     from customer_days
     left join orders
         on customer_days.customer_id = orders.customer_id
@@ -113,9 +79,6 @@ joined as (
     left join views
         on customer_days.customer_id = views.customer_id
         and customer_days.activity_date = views.activity_date
-    left join sessions
-        on customer_days.customer_id = sessions.customer_id
-        and customer_days.activity_date = sessions.activity_date
 
 ),
 
