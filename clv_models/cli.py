@@ -226,6 +226,56 @@ def score(ctx: click.Context, as_of) -> None:
                   f"{cfg.resolved().warehouse_path}:clv_scores")
 
 
+@main.group()
+def bench() -> None:
+    """Benchmarks (not tests): each prints its table; --json PATH writes the same figures."""
+
+
+def _print_bench(result, json_path: Path | None) -> None:
+    import json
+
+    from rich.table import Table
+
+    table = Table(title=f"clv bench {result.benchmark}")
+    for col in ("measure / ratio", "value", "details"):
+        table.add_column(col)
+    for row in result.rows:
+        name = row.get("measure") or row.get("ratio")
+        value = row.get("value")
+        details = ", ".join(f"{k}={v}" for k, v in row.items()
+                            if k not in {"measure", "ratio", "value"})
+        table.add_row(name, "" if value is None and "value" not in row else str(value), details)
+    console.print(table)
+    console.print(f"device: {result.as_json()['device']}")
+    if json_path:
+        json_path.write_text(json.dumps(result.as_json(), indent=2, default=str))
+        console.print(f"wrote {json_path}")
+
+
+@bench.command("warehouse")
+@click.option("--customers", type=int, default=1_000_000, show_default=True,
+              help="Customers of the generated shop (generated once, then reused).")
+@click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]),
+              help="As-of date of the RFM comparison (default: the evaluation date).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the figures as JSON.")
+@click.pass_context
+def bench_warehouse(ctx: click.Context, customers: int, as_of, json_path: Path | None) -> None:
+    """dbt build vs a raw scan, RFM mart vs a hand-written query and vs lifetimes.
+
+    The shop lives in DATA_DIR/bench-warehouse-<customers> unless --data-dir is given.
+    """
+    from clv_models.bench import bench_warehouse as run_bench
+
+    overrides = {"shop.customers": customers}
+    if "data_dir" not in ctx.obj["overrides"]:
+        base = _config(ctx).data_dir
+        overrides["data_dir"] = base / f"bench-warehouse-{customers}"
+    cfg = _config(ctx, **overrides)
+    result = run_bench(cfg, as_of.date() if as_of else None, echo=console.print)
+    _print_bench(result, json_path)
+
+
 @main.command()
 @click.pass_context
 def env(ctx: click.Context) -> None:

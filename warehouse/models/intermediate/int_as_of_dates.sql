@@ -46,3 +46,6 @@ select
 from spine
 cross join bounds
 where spine.as_of_date <= cast({{ dbt.dateadd('day', 1, 'bounds.last_event_date') }} as date)
+{%- if var('as_of_end', none) %}
+    and spine.as_of_date <= cast('{{ var("as_of_end") }}' as date)
+{%- endif %}

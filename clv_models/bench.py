@@ -1,0 +1,244 @@
+"""Benchmarks (``clv bench ...``): speed and accuracy figures measured in one run, as ratios.
+
+Each benchmark prints its table and can write the same figures as JSON
+(``{"benchmark": NAME, "device": ..., "rows": [...]}``). They are not tests: they run at scale.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import threading
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import duckdb
+import psutil
+
+from clv_models import warehouse
+from clv_models.config import Config
+from clv_models.generate import RAW_TABLES, generate_shop
+
+
+def device_description() -> str:
+    """CPU model, cores and memory of this machine."""
+    mem = psutil.virtual_memory().total / 2**30
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB"
+
+
+class PeakMemory:
+    """Samples the resident memory of this process and all its children (e.g. dbt)."""
+
+    def __init__(self, interval: float = 0.2) -> None:
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> int:
+        me = psutil.Process()
+        total = 0
+        for proc in [me, *me.children(recursive=True)]:
+            try:
+                total += proc.memory_info().rss
+            except psutil.Error:
+                pass
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._sample())
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._sample())
+
+
+@contextmanager
+def timed(out: dict, key: str):
+    start = time.perf_counter()
+    yield
+    out[key] = time.perf_counter() - start
+
+
+@dataclass
+class BenchResult:
+    """Rows of measurements and ratios, ready for printing and JSON."""
+
+    benchmark: str
+    rows: list[dict] = field(default_factory=list)
+
+    def as_json(self) -> dict:
+        return {"benchmark": self.benchmark, "device": device_description(), "rows": self.rows}
+
+
+# -- warehouse ----------------------------------------------------------------------------------
+
+RFM_COLUMNS = ["frequency", "recency_days", "t_days", "monetary_value", "days_since_last_order",
+               "order_count", "gross_revenue", "refund_amount", "net_revenue", "avg_order_value",
+               "first_order_value"]
+
+HANDWRITTEN_RFM = """
+with orders as (
+    select customer_id, cast(ordered_at as date) as order_date, order_total
+    from read_parquet($orders) where ordered_at < cast($t as timestamptz)
+),
+refunds as (
+    select customer_id, sum(refund_amount) as refund_amount
+    from read_parquet($returns) where returned_at < cast($t as timestamptz)
+    group by customer_id
+),
+days as (
+    select customer_id, order_date, sum(order_total) as revenue, count(*) as orders
+    from orders group by customer_id, order_date
+),
+customers as (
+    select customer_id, count(*) as order_days, sum(orders) as order_count,
+           sum(revenue) as gross_revenue, min(order_date) as first_date,
+           max(order_date) as last_date, arg_min(revenue, order_date) as first_revenue
+    from days group by customer_id
+)
+select
+    customer_id,
+    order_days - 1 as frequency,
+    last_date - first_date as recency_days,
+    cast($t as date) - first_date as t_days,
+    case when order_days > 1 then (gross_revenue - first_revenue) / (order_days - 1) else 0 end
+        as monetary_value,
+    cast($t as date) - last_date as days_since_last_order,
+    order_count,
+    gross_revenue,
+    coalesce(refunds.refund_amount, 0) as refund_amount,
+    gross_revenue - coalesce(refunds.refund_amount, 0) as net_revenue,
+    gross_revenue / order_count as avg_order_value,
+    first_revenue as first_order_value
+from customers left join refunds using (customer_id)
+"""
+
+
+def bench_warehouse(cfg: Config, as_of: dt.date | None = None,
+                    echo: Callable[[str], None] = print) -> BenchResult:
+    """``clv bench warehouse``: the whole dbt build and the RFM mart against their floors.
+
+    Measured in this one run, on the shop in ``cfg`` (generated when its raw files are absent):
+
+    * ``build_over_scan``: a full-refresh ``dbt build`` of everything (models, data tests, unit
+      tests) ÷ one full scan of all raw inputs by DuckDB (every column of every file read once);
+    * ``rfm_over_handwritten``: ``dbt run`` of the RFM mart and what it needs for one as-of
+      date ÷ a single hand-written DuckDB query computing the same columns (checked equal);
+    * ``lifetimes_over_ours``: ``lifetimes.utils.summary_data_from_transaction_data`` on the
+      same orders (already in a pandas frame) ÷ our RFM run;
+    * wall time and peak resident memory (this process and its children) of the build.
+    """
+    cfg = cfg.resolved()
+    times: dict[str, float] = {}
+    if not (cfg.raw_dir / "orders.parquet").exists():
+        echo(f"generating {cfg.shop.customers:,} customers into {cfg.raw_dir} ...")
+        with timed(times, "generate"):
+            generate_shop(cfg)
+    raw = {t: str(cfg.raw_dir / f"{t}.parquet") for t in RAW_TABLES}
+    with duckdb.connect() as con:
+        rows_in = {t: con.execute("select count(*) from read_parquet(?)", [p]).fetchone()[0]
+                   for t, p in raw.items()}
+    echo("raw rows: " + ", ".join(f"{t} {n:,}" for t, n in rows_in.items()))
+
+    echo("full scan of the raw inputs ...")
+    with duckdb.connect() as con, timed(times, "full_scan"):
+        for path in raw.values():
+            con.execute("select max(columns(*)) from read_parquet(?)", [path]).fetchall()
+
+    echo("dbt build --full-refresh (everything) ...")
+    with PeakMemory() as mem, timed(times, "dbt_build"):
+        result = warehouse.run_dbt(cfg, ["build", "--full-refresh"])
+    peak_gib = mem.peak / 2**30
+
+    if as_of is None:
+        as_of = warehouse_latest_complete_as_of(cfg)
+    echo(f"RFM for one as-of date ({as_of}) via dbt ...")
+    one_date = ("--vars", f'{{"as_of_start": "{as_of}", "as_of_end": "{as_of}"}}')
+    with timed(times, "rfm_dbt"):
+        warehouse.run_dbt(cfg, ["run", "--select", "+customer_rfm", *one_date])
+    echo("RFM via one hand-written DuckDB query ...")
+    params = {"orders": raw["orders"], "returns": raw["returns"], "t": str(as_of)}
+    with duckdb.connect() as con:
+        con.execute("set TimeZone = 'UTC'")
+        with timed(times, "rfm_handwritten"):
+            hand = con.execute(HANDWRITTEN_RFM, params).df()
+        ours = con.execute(
+            f"select customer_id, {', '.join(RFM_COLUMNS)} from read_parquet(?)",  # noqa: S608
+            [str(cfg.features_dir / "customer_rfm.parquet")]).df()
+    merged = hand.merge(ours, on="customer_id", suffixes=("_hand", "_dbt"))
+    same = len(merged) == len(hand) == len(ours) and all(
+        (merged[f"{c}_hand"] - merged[f"{c}_dbt"]).abs().max() < 1e-6 for c in RFM_COLUMNS)
+
+    echo("RFM via lifetimes.utils.summary_data_from_transaction_data ...")
+    lifetimes_seconds = _lifetimes_rfm(raw["orders"], as_of)
+
+    res = BenchResult("warehouse")
+    res.rows += [
+        {"measure": "raw_rows", **rows_in},
+        {"measure": "generate_seconds", "value": round(times.get("generate", 0.0), 2)},
+        {"measure": "full_scan_seconds", "value": round(times["full_scan"], 2)},
+        {"measure": "dbt_build_seconds", "value": round(times["dbt_build"], 2),
+         "nodes": result.nodes_total, "peak_rss_gib": round(peak_gib, 2)},
+        {"measure": "rfm_dbt_seconds", "value": round(times["rfm_dbt"], 2), "as_of": str(as_of),
+         "customers": len(ours)},
+        {"measure": "rfm_handwritten_seconds", "value": round(times["rfm_handwritten"], 2),
+         "same_values_as_dbt": bool(same)},
+        {"measure": "rfm_lifetimes_seconds",
+         "value": None if lifetimes_seconds is None else round(lifetimes_seconds, 2)},
+        _ratio("build_over_scan", times["dbt_build"] / times["full_scan"], "<=", 10),
+        _ratio("rfm_over_handwritten", times["rfm_dbt"] / times["rfm_handwritten"], "<=", 2),
+        _ratio("lifetimes_over_ours",
+               None if lifetimes_seconds is None else lifetimes_seconds / times["rfm_dbt"],
+               ">=", 10),
+        {"measure": "peak_memory_gib", "value": round(peak_gib, 2), "target": "<= 16",
+         "met": peak_gib <= 16},
+    ]
+    return res
+
+
+def _ratio(name: str, value: float | None, op: str, target: float) -> dict:
+    met = None if value is None else (value <= target if op == "<=" else value >= target)
+    return {"ratio": name, "value": None if value is None else round(value, 2),
+            "target": f"{op} {target}", "met": met}
+
+
+def warehouse_latest_complete_as_of(cfg: Config) -> dt.date:
+    """The latest as-of date with complete labels (the evaluation date of the split)."""
+    with duckdb.connect() as con:
+        return con.execute("select max(as_of_date) from read_parquet(?)",
+                           [str(cfg.features_dir / "customer_clv_labels.parquet")]).fetchone()[0]
+
+
+def _lifetimes_rfm(orders_path: str, as_of: dt.date) -> float | None:
+    """Seconds lifetimes takes for the same RFM (None when lifetimes is not installed)."""
+    try:
+        from lifetimes.utils import summary_data_from_transaction_data
+    except ImportError:
+        return None
+    with duckdb.connect() as con:
+        con.execute("set TimeZone = 'UTC'")
+        frame = con.execute("select customer_id, cast(ordered_at as timestamp) as ordered_at, "
+                            "order_total from read_parquet(?) where ordered_at < ?",
+                            [orders_path, as_of]).df()
+    start = time.perf_counter()
+    summary_data_from_transaction_data(
+        frame, "customer_id", "ordered_at", monetary_value_col="order_total",
+        observation_period_end=as_of - dt.timedelta(days=1), freq="D")
+    return time.perf_counter() - start
