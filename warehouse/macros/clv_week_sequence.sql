@@ -1,36 +1,27 @@
 {#-
-  A dense list of n weekly values from sparse (week, value) rows, aggregated per group: element
-  i is the sum of the values of week i (0 = the most recent), 0 where a week has no row.
-  DuckDB's list lambdas do this in one pass; other adapters need their own implementation.
+  Weekly sequences as arrays. clv_float_array() builds an array of 32-bit floats from a list of
+  SQL expressions; its syntax differs by database, hence the dispatch.
 -#}
-{% macro clv_week_sequence(week_expr, value_expr, n) -%}
-  {{ return(adapter.dispatch('clv_week_sequence', 'clv')(week_expr, value_expr, n)) }}
+{% macro clv_float_array(expressions) -%}
+  {{ return(adapter.dispatch('clv_float_array', 'clv')(expressions)) }}
 {%- endmacro %}
 
-{% macro default__clv_week_sequence(week_expr, value_expr, n) -%}
-  {{ exceptions.raise_compiler_error(
-      "clv_week_sequence has no implementation for adapter " ~ adapter.type()) }}
+{% macro default__clv_float_array(expressions) -%}
+  array[{{ expressions | join(', ') }}]
 {%- endmacro %}
 
-{% macro duckdb__clv_week_sequence(week_expr, value_expr, n) -%}
-  cast(list_transform(
-      range({{ n }}),
-      lambda i: coalesce(list_sum(list_transform(
-          list_filter(list({'w': {{ week_expr }}, 'v': {{ value_expr }}}), lambda p: p.w = i),
-          lambda p: p.v)), 0)
-  ) as float[])
+{% macro duckdb__clv_float_array(expressions) -%}
+  cast([{{ expressions | join(', ') }}] as float[])
 {%- endmacro %}
 
-{#- A list of n zeros of the same type, for customers with no activity in the last 52 weeks. -#}
-{% macro clv_zero_sequence(n) -%}
-  {{ return(adapter.dispatch('clv_zero_sequence', 'clv')(n)) }}
+{% macro spark__clv_float_array(expressions) -%}
+  cast(array({{ expressions | join(', ') }}) as array<float>)
 {%- endmacro %}
 
-{% macro default__clv_zero_sequence(n) -%}
-  {{ exceptions.raise_compiler_error(
-      "clv_zero_sequence has no implementation for adapter " ~ adapter.type()) }}
+{% macro snowflake__clv_float_array(expressions) -%}
+  array_construct({{ expressions | join(', ') }})
 {%- endmacro %}
 
-{% macro duckdb__clv_zero_sequence(n) -%}
-  cast(list_transform(range({{ n }}), lambda i: 0) as float[])
+{% macro bigquery__clv_float_array(expressions) -%}
+  [{{ expressions | join(', ') }}]
 {%- endmacro %}

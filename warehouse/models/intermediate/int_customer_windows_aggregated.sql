@@ -1,11 +1,13 @@
 -- Activity in trailing windows before each as-of date t: for w in 7, 30, 90, 180 and 365 days,
--- totals of the days in [t - w, t); and the last 52 weeks as sequences (week 0 = [t - 7, t)).
--- A customer without activity in the 365 days before t has no row here (the marts fill 0).
+-- totals of the days in [t - w, t); and the last 52 weeks as sequences (week 0 = [t - 7, t)),
+-- all in one aggregation. A customer without activity in the 365 days before t has no row
+-- here (the marts fill 0).
 {%- set windows = [7, 30, 90, 180, 365] %}
 {%- set measures = {
     'orders': 'order_count', 'gross_revenue': 'gross_revenue', 'refunds': 'refund_amount',
     'views': 'view_count', 'sessions': 'session_count',
 } %}
+{%- set weeks = range(52) %}
 with
 
 as_of_dates as (
@@ -34,32 +36,6 @@ days_before_as_of as (
 
 ),
 
-weekly as (
-
-    select
-        customer_id,
-        as_of_date,
-        cast(floor((days_before - 1) / 7) as integer) as week_index,
-        sum(gross_revenue - refund_amount) as net_revenue,
-        sum(view_count) as views
-    from days_before_as_of
-    where days_before <= 364
-    group by customer_id, as_of_date, cast(floor((days_before - 1) / 7) as integer)
-
-),
-
-sequences as (
-
-    select
-        customer_id,
-        as_of_date,
-        {{ clv_week_sequence('week_index', 'net_revenue', 52) }} as weekly_net_revenue_52w,
-        {{ clv_week_sequence('week_index', 'views', 52) }} as weekly_views_52w
-    from weekly
-    group by customer_id, as_of_date
-
-),
-
 windows as (
 
     select
@@ -73,17 +49,30 @@ windows as (
         sum(case when days_before > 90 and days_before <= 180 then order_count else 0 end)
             as orders_prev_90d,
         sum(case when days_before > 90 and days_before <= 180
-            then gross_revenue - refund_amount else 0 end) as net_revenue_prev_90d
+            then gross_revenue - refund_amount else 0 end) as net_revenue_prev_90d,
+        {%- for i in weeks %}
+        sum(case when days_before > {{ 7 * i }} and days_before <= {{ 7 * i + 7 }}
+            then gross_revenue - refund_amount else 0 end) as net_revenue_week_{{ i }},
+        sum(case when days_before > {{ 7 * i }} and days_before <= {{ 7 * i + 7 }}
+            then view_count else 0 end) as views_week_{{ i }}{{ ',' if not loop.last }}
+        {%- endfor %}
     from days_before_as_of
     group by customer_id, as_of_date
 
 )
 
 select
-    windows.*,
-    sequences.weekly_net_revenue_52w,
-    sequences.weekly_views_52w
+    customer_id,
+    as_of_date,
+    {%- for w in windows %}
+    {%- for name in measures %}
+    {{ name }}_{{ w }}d,
+    {%- endfor %}
+    {%- endfor %}
+    orders_prev_90d,
+    net_revenue_prev_90d,
+    {%- set net = [] %}{%- set views = [] %}
+    {%- for i in weeks %}{% do net.append('net_revenue_week_' ~ i) %}{% do views.append('views_week_' ~ i) %}{% endfor %}
+    {{ clv_float_array(net) }} as weekly_net_revenue_52w,
+    {{ clv_float_array(views) }} as weekly_views_52w
 from windows
-left join sequences
-    on windows.customer_id = sequences.customer_id
-    and windows.as_of_date = sequences.as_of_date

@@ -61,9 +61,9 @@ select
         ~ ' then customers.signup_date else population.first_order_date end',
         'population.as_of_date', 'day') }} as integer) as tenure_days,
     cast(population.first_order_day_revenue as {{ clv_type_double() }}) as first_order_value,
-    coalesce(windows.weekly_net_revenue_52w, {{ clv_zero_sequence(52) }})
+    coalesce(windows.weekly_net_revenue_52w, {{ clv_float_array(['0'] * 52) }})
         as weekly_net_revenue_52w,
-    coalesce(windows.weekly_views_52w, {{ clv_zero_sequence(52) }}) as weekly_views_52w
+    coalesce(windows.weekly_views_52w, {{ clv_float_array(['0'] * 52) }}) as weekly_views_52w
 from population
 left join windows
     on population.customer_id = windows.customer_id

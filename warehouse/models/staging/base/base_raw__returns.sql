@@ -118,7 +118,7 @@ select
         end
     ) as quarantine_reason
 from numbered
+-- an equi-join only (conditions on numbered here would force a nested-loop join); duplicates
+-- and rows with a row_reason meet the kept row's match but never use it (see the case above)
 left join matched
     on numbered.return_id = matched.return_id
-    and numbered.copy_number = 1
-    and numbered.row_reason is null

@@ -1,0 +1,21 @@
+"""The warehouse benchmark on a tiny shop: it runs, and its hand-written RFM equals dbt's."""
+
+import json
+
+from clv_models.bench import bench_warehouse
+from tests.conftest import small_config
+
+
+def test_bench_warehouse_runs_and_the_rfm_agrees(tmp_path):
+    cfg = small_config(tmp_path, customers=300)
+    result = bench_warehouse(cfg, echo=lambda _: None)
+    rows = {r.get("measure") or r.get("ratio"): r for r in result.rows}
+    assert rows["raw_rows"]["customers"] == 300
+    assert rows["rfm_handwritten_seconds"]["same_values_as_dbt"] is True
+    assert rows["rfm_dbt_seconds"]["customers"] > 100
+    for ratio in ("build_over_scan", "rfm_over_handwritten"):
+        assert rows[ratio]["value"] > 0 and rows[ratio]["met"] in (True, False)
+    assert rows["peak_memory_gib"]["value"] > 0
+    payload = result.as_json()
+    assert payload["benchmark"] == "warehouse" and "cores" in payload["device"]
+    json.dumps(payload)  # serialisable
