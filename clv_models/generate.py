@@ -45,6 +45,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from clv_models.config import Config
+from clv_models.warehouse import mark_raw_replaced
 
 CHUNK_SIZE = 25_000
 US_PER_DAY = 86_400 * 1_000_000
@@ -237,6 +238,8 @@ def generate_shop(
         ok = True
     finally:
         writers.close(ok)
+    if ok:
+        mark_raw_replaced(cfg.raw_dir)
     return ShopSummary(rows=writers.rows, raw_dir=cfg.raw_dir, truth_dir=cfg.truth_dir)
 
 

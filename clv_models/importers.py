@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from clv_models.config import Config
 from clv_models.generate import RAW_TABLES, SCHEMAS
+from clv_models.warehouse import mark_raw_replaced
 
 REQUIRED = {
     "orders": ["order_id", "customer_id", "ordered_at", "order_total"],
@@ -66,6 +67,7 @@ def write_raw(cfg: Config, tables: Mapping[str, pd.DataFrame]) -> ImportResult:
             if table not in tables and old.exists():
                 old.unlink()
     shutil.rmtree(cfg.resolved().truth_dir, ignore_errors=True)
+    mark_raw_replaced(raw)
     rows = {}
     for table, frame in tables.items():
         schema = SCHEMAS[table]

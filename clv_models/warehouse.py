@@ -52,6 +52,15 @@ def dbt_executable() -> str:
 
 
 OPTIONAL_TABLES = ("returns", "page_views", "customers")
+#: Written into the raw directory when its tables are replaced (a new shop, an import): the next
+#: build must then rebuild incremental models whole instead of appending to another shop's rows.
+REPLACED_MARKER = ".replaced"
+
+
+def mark_raw_replaced(raw_dir: Path) -> None:
+    """Record that the raw tables were replaced (see :data:`REPLACED_MARKER`)."""
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    (raw_dir / REPLACED_MARKER).write_text("the next dbt build runs with --full-refresh\n")
 
 
 def missing_tables(raw_dir: Path) -> list[str]:
@@ -95,6 +104,9 @@ def run_dbt(
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     cfg.features_dir.mkdir(parents=True, exist_ok=True)
     args, user_vars = _split_vars(args)
+    replaced = cfg.raw_dir / REPLACED_MARKER
+    if replaced.exists() and args and args[0] in {"build", "run"} and "--full-refresh" not in args:
+        args = [*args, "--full-refresh"]
     dbt_vars = {**cfg.dbt_vars(), "raw_format": raw_format(cfg.raw_dir),
                 "raw_missing_tables": missing_tables(cfg.raw_dir), **user_vars}
     cmd = [dbt_executable(), *args, "--project-dir", str(cfg.warehouse_dir),
@@ -122,6 +134,8 @@ def run_dbt(
         summary = [i for i, ln in enumerate(log) if "Completed with" in ln]
         detail = "\n".join(log[summary[-1] + 1:] if summary else log[-25:])
         raise DbtError(f"dbt {' '.join(args)} failed (exit {returncode}):\n{detail}")
+    if "--full-refresh" in args and not any(a in args for a in ("--select", "-s", "--exclude")):
+        replaced.unlink(missing_ok=True)  # every incremental model has been rebuilt
     summary = next((_DONE.search(ln) for ln in reversed(log) if _DONE.search(ln)), None)
     passed = int(summary.group(1)) + int(summary.group(2)) if summary else done
     total = int(summary.group(3)) if summary else total

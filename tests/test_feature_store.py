@@ -1,5 +1,6 @@
 """Feast on a small shop: the online store follows rebuilds; stages out of order fail clearly."""
 
+import duckdb
 import pandas as pd
 import pytest
 
@@ -28,7 +29,13 @@ def test_online_store_follows_a_rebuilt_shop(tmp_path):
     assert online_matches_offline(cfg) == 1.0
     # Same customers and as-of dates, other purchases: an incremental run must pick them up.
     generate_shop(small_config(tmp_path, customers=400, **{"shop.seed": 99}))
-    warehouse.run_dbt(cfg, ["build"])
+    warehouse.run_dbt(cfg, ["build"])  # a replaced shop: incremental models are rebuilt whole
+    assert not (cfg.resolved().raw_dir / warehouse.REPLACED_MARKER).exists()
+    with duckdb.connect(str(cfg.resolved().warehouse_path), read_only=True) as con:
+        built = con.execute("select sum(view_count) from int_customer_views_aggregated").fetchone()
+        raw = con.execute("select count(*) from read_parquet(?) where customer_id is not null",
+                          [str(cfg.resolved().raw_dir / "page_views.parquet")]).fetchone()
+    assert built == raw  # nothing of the first shop's page views is left
     again = features.materialize(cfg)
     assert again.intervals  # the latest as-of date is always reloaded
     assert online_matches_offline(cfg) == 1.0
