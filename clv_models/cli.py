@@ -5,12 +5,16 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
 
 from clv_models import __version__
 from clv_models.config import Config, ConfigError, load_config
+
+if TYPE_CHECKING:
+    from clv_models.importers import ImportResult
 
 console = Console(width=max(Console().width, 120))
 
@@ -119,7 +123,7 @@ def import_() -> None:
     """
 
 
-def _imported(cfg: Config, result) -> None:
+def _imported(result: ImportResult) -> None:
     rows = ", ".join(f"{table} {n:,}" for table, n in result.rows.items())
     console.print(f"[green]✓[/green] imported {rows} -> {result.raw_dir}")
 
@@ -132,7 +136,7 @@ def import_cdnow(ctx: click.Context, path: Path) -> None:
     from clv_models import importers
 
     cfg = _config(ctx)
-    _imported(cfg, importers.import_cdnow(cfg, path))
+    _imported(importers.import_cdnow(cfg, path))
 
 
 @import_.command("online-retail")
@@ -146,7 +150,7 @@ def import_online_retail(ctx: click.Context, path: Path, timezone: str) -> None:
     from clv_models import importers
 
     cfg = _config(ctx)
-    _imported(cfg, importers.import_online_retail(cfg, path, timezone))
+    _imported(importers.import_online_retail(cfg, path, timezone))
 
 
 @import_.command("csv")
@@ -164,7 +168,7 @@ def import_csv(ctx: click.Context, table: str, path: Path, mapping: tuple[str, .
     from clv_models import importers
 
     cfg = _config(ctx)
-    _imported(cfg, importers.import_table(cfg, table, path, _parse_set(mapping)))
+    _imported(importers.import_table(cfg, table, path, _parse_set(mapping)))
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})

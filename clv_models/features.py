@@ -139,14 +139,15 @@ def feature_names(store) -> list[str]:
     return [f.name for proj in service.feature_view_projections for f in proj.features]
 
 
-def historical_features(cfg: Config, entities: pd.DataFrame) -> pd.DataFrame:
+def historical_features(cfg: Config, entities: pd.DataFrame,
+                        store: FeatureStore | None = None) -> pd.DataFrame:
     """Point-in-time join of the feature service onto ``entities`` via Feast's offline store.
 
     ``entities`` needs ``customer_id`` and ``as_of_date``; other columns (labels) ride along.
     Returns one row per entity row, sorted by ``as_of_date`` then ``customer_id`` (Feast returns
     rows in another order).
     """
-    store = feature_store(cfg)
+    store = store or feature_store(cfg)
     frame = entities.copy()
     frame["event_timestamp"] = pd.to_datetime(frame["as_of_date"]).dt.tz_localize("UTC")
     out = store.get_historical_features(

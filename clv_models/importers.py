@@ -54,18 +54,22 @@ def _fail(path: Path, problem: str, rows: pd.Index | list, sample: pd.Series | N
     raise InputFormatError(f"{path}: {problem} at line(s) {shown}{more}{detail}")
 
 
-def write_raw(cfg: Config, tables: Mapping[str, pd.DataFrame]) -> ImportResult:
+def write_raw(cfg: Config, tables: Mapping[str, pd.DataFrame],
+              keep_others: bool = False) -> ImportResult:
     """Write ``tables`` as the raw contract's Parquet files; remove the other raw tables.
 
     Columns are cast to the contract's types (timestamps in UTC, microseconds). Files are written
-    to a temporary name and renamed, so a reader never sees half a file.
+    to a temporary name and renamed, so a reader never sees half a file. With ``keep_others``,
+    the other tables' Parquet files stay as they are (CSV files are removed either way: the raw
+    directory then holds Parquet only).
     """
     raw = cfg.resolved().raw_dir
     raw.mkdir(parents=True, exist_ok=True)
     for table in RAW_TABLES:
-        for old in (raw / f"{table}.parquet", raw / f"{table}.csv"):
-            if table not in tables and old.exists():
-                old.unlink()
+        if table in tables:
+            continue
+        for old in (raw / f"{table}.csv", *(() if keep_others else (raw / f"{table}.parquet",))):
+            old.unlink(missing_ok=True)
     shutil.rmtree(cfg.resolved().truth_dir, ignore_errors=True)
     mark_raw_replaced(raw)
     rows = {}
@@ -292,10 +296,4 @@ def import_table(cfg: Config, table: str, path: Path, mapping: Mapping[str, str]
             if bad.any():
                 _fail(path, f"{col} is not a number", frame.index[bad] + 2, frame[col][bad])
             frame[col] = parsed.astype("Int32" if pa.types.is_integer(field.type) else float)
-    tables: dict[str, pd.DataFrame] = {table: frame}
-    if keep_others:
-        raw = cfg.resolved().raw_dir
-        for other in RAW_TABLES:
-            if other != table and (raw / f"{other}.parquet").exists():
-                tables[other] = pd.read_parquet(raw / f"{other}.parquet")
-    return write_raw(cfg, tables)
+    return write_raw(cfg, {table: frame}, keep_others=keep_others)

@@ -97,8 +97,8 @@ def load_training_set(cfg: Config) -> TrainingSet:
     for built in labels["horizon_days"].unique():
         check_horizon(int(built), cfg, "the labels were built for a horizon of")
     split = make_split(list(labels["as_of_date"].unique()), cfg.horizon_days)
-    frame = features.historical_features(cfg, labels)
     store = features.feature_store(cfg)
+    frame = features.historical_features(cfg, labels, store)
     names = features.feature_names(store)
     return TrainingSet(frame=frame, feature_names=names, split=split)
 

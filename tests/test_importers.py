@@ -152,3 +152,19 @@ def test_importing_removes_a_generated_shops_other_tables_and_truth(tmp_path):
     files = sorted(p.name for p in cfg.resolved().raw_dir.iterdir())
     assert files == [".replaced", "orders.parquet"]  # the next build rebuilds incrementals whole
     assert not cfg.resolved().truth_dir.exists()
+
+
+def test_generic_import_keeps_the_other_tables_untouched(tmp_path):
+    from clv_models.generate import generate_shop
+
+    cfg = small_config(tmp_path, customers=50)
+    generate_shop(cfg)
+    raw_dir = cfg.resolved().raw_dir
+    before = {t: (raw_dir / f"{t}.parquet").stat().st_mtime_ns for t in ("returns", "page_views")}
+    src = tmp_path / "c.csv"
+    src.write_text("id,country\nC00000001,NL\n")
+    result = importers.import_table(cfg, "customers", src, {"customer_id": "id"})
+    assert result.rows == {"customers": 1}
+    after = {t: (raw_dir / f"{t}.parquet").stat().st_mtime_ns for t in ("returns", "page_views")}
+    assert after == before  # kept as they were, not read back and rewritten
+    assert (raw_dir / "orders.parquet").exists()
