@@ -209,10 +209,15 @@ def train(ctx: click.Context, epochs, device) -> None:
 @main.command()
 @click.pass_context
 def evaluate(ctx: click.Context) -> None:
-    """Evaluate the saved models on the held-out as-of date and write the report."""
+    """Evaluate the saved models on the held-out as-of date and write the report.
+
+    The HTML report with its charts lands in DATA_DIR/reports/runs/<run>/index.html, copied to
+    DATA_DIR/reports/latest/index.html; evaluation.json and deciles.csv stay in DATA_DIR/reports.
+    """
     p = _pipeline(_config(ctx))
     p.evaluate()
     console.print(p.metrics_table())
+    console.print(f"Report: [bold]{p.html.latest}[/bold] (this run: {p.html.index})")
 
 
 @main.command()

@@ -10,6 +10,7 @@ import datetime as dt
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -17,7 +18,7 @@ import pandas as pd
 
 from clv_models import metrics
 from clv_models.config import Config
-from clv_models.models import CLVModel
+from clv_models.models import CLVModel, Prediction
 from clv_models.training import TARGET, TrainingSet
 
 REFERENCE_MODELS = ("naive", "oracle")
@@ -25,7 +26,13 @@ REFERENCE_MODELS = ("naive", "oracle")
 
 @dataclass
 class EvaluationReport:
-    """Metrics per model on one evaluation as-of date, and where the report files are."""
+    """Metrics per model on one evaluation as-of date, and where the report files are.
+
+    Besides the metrics it keeps what the HTML report (:mod:`clv_models.report`) draws from,
+    so the charts use the very arrays the metrics were computed on: the labels (``actual``,
+    ``purchased``), each model's :class:`~clv_models.models.Prediction`, the split, the data
+    source and each model's global ``feature_importance`` (from its metadata, where it has one).
+    """
 
     as_of_date: dt.date
     customers: int
@@ -33,6 +40,13 @@ class EvaluationReport:
     rows: list[dict] = field(default_factory=list)
     deciles: dict[str, pd.DataFrame] = field(default_factory=dict)
     paths: list[Path] = field(default_factory=list)
+    horizon_days: int | None = None
+    data_source: str = ""
+    split: dict[str, Any] = field(default_factory=dict)
+    actual: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    purchased: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    predictions: dict[str, Prediction] = field(default_factory=dict)
+    feature_importance: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def table(self) -> pd.DataFrame:
         return pd.DataFrame(self.rows).set_index("model")
@@ -54,6 +68,30 @@ def oracle_frame(cfg: Config, as_of: dt.date) -> pd.DataFrame | None:
     return df if not df.empty else None
 
 
+def data_source(cfg: Config) -> str:
+    """One line saying where the evaluated data came from: a generated shop or imported files.
+
+    A generated shop leaves its ground truth in ``truth/``; importing removes it.
+    """
+    c = cfg.resolved()
+    params = c.truth_dir / "customer_params.parquet"
+    if params.exists():
+        with duckdb.connect() as con:
+            n = con.execute("select count(*) from read_parquet(?)", [str(params)]).fetchone()[0]
+        return (f"generated shop: {n:,} customers, raw files in {c.raw_dir} "
+                f"(ground truth in {c.truth_dir})")
+    return f"raw files in {c.raw_dir} (imported or supplied; no ground truth)"
+
+
+def split_summary(data: TrainingSet) -> dict[str, Any]:
+    """The time-based split: as-of dates of each part and its row count."""
+    s = data.split
+    return {"fit_dates": [str(d) for d in s.fit_dates],
+            "validation_date": str(s.validation_date),
+            "evaluation_date": str(s.evaluation_date),
+            "rows": {part: len(data.part(part)) for part in ("fit", "validation", "evaluation")}}
+
+
 def evaluate(cfg: Config, data: TrainingSet, models: dict[str, CLVModel]) -> EvaluationReport:
     """Score every model on the evaluation rows and write the report files.
 
@@ -64,9 +102,15 @@ def evaluate(cfg: Config, data: TrainingSet, models: dict[str, CLVModel]) -> Eva
     y = rows[TARGET].to_numpy(dtype=float)
     purchased = rows["label_purchase_days"].to_numpy() > 0
     report = EvaluationReport(as_of_date=data.split.evaluation_date, customers=len(rows),
-                              actual_total=float(y.sum()))
+                              actual_total=float(y.sum()), horizon_days=cfg.horizon_days,
+                              data_source=data_source(cfg), split=split_summary(data),
+                              actual=y, purchased=purchased)
     for name, model in models.items():
         pred = model.predict(rows[data.feature_names])
+        report.predictions[name] = pred
+        importance = getattr(model, "metadata", {}).get("feature_importance")
+        if importance:
+            report.feature_importance[name] = {k: float(v) for k, v in importance.items()}
         report.rows.append({"model": name, "model_version": model.version,
                             "reference": name in REFERENCE_MODELS,
                             **metrics.evaluate(y, pred.predicted_clv, pred.p_purchase,
@@ -77,6 +121,8 @@ def evaluate(cfg: Config, data: TrainingSet, models: dict[str, CLVModel]) -> Eva
         joined = rows[["customer_id"]].merge(oracle, on="customer_id", how="left")
         if joined["expected_net_revenue"].notna().all():
             o_pred = joined["expected_net_revenue"].to_numpy()
+            report.predictions["oracle"] = Prediction(predicted_clv=o_pred,
+                                                      p_purchase=joined["p_purchase"].to_numpy())
             report.rows.append({"model": "oracle", "model_version": "ground-truth",
                                 "reference": True,
                                 **metrics.evaluate(y, o_pred, joined["p_purchase"].to_numpy(),
@@ -92,8 +138,7 @@ def write_report(cfg: Config, data: TrainingSet, report: EvaluationReport) -> li
     payload = {
         "evaluation_date": str(report.as_of_date), "horizon_days": cfg.horizon_days,
         "customers": report.customers, "actual_total": report.actual_total,
-        "split": {"fit_dates": [str(d) for d in data.split.fit_dates],
-                  "validation_date": str(data.split.validation_date)},
+        "split": report.split or split_summary(data), "data_source": report.data_source,
         "rows": [{k: (None if isinstance(v, float) and np.isnan(v) else v)
                   for k, v in r.items()} for r in report.rows],
     }

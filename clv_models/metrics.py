@@ -121,6 +121,77 @@ def roc_auc(positive: np.ndarray, score: np.ndarray) -> float:
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+def roc_curve(positive: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """False- and true-positive rates at every distinct score threshold, highest first.
+
+    One point per group of equal scores, so a tie is a diagonal step (the average over the
+    orders it could be broken in) and the trapezoidal area under the curve equals
+    :func:`roc_auc`.
+
+    Parameters
+    ----------
+    positive
+        Whether each customer is a positive (e.g. purchased in the horizon).
+    score
+        The predicted score or probability.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(fpr, tpr)``, both starting at 0 and ending at 1.
+    """
+    positive = np.asarray(positive, dtype=bool)
+    score = _as_float(score)
+    if positive.shape != score.shape:
+        raise ValueError("positive and score must have the same length")
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError("the ROC curve needs both positives and negatives")
+    order = np.argsort(-score, kind="stable")
+    s, pos = score[order], positive[order]
+    group_end = np.concatenate([s[1:] != s[:-1], [True]])
+    tp = np.cumsum(pos)[group_end]
+    fp = np.cumsum(~pos)[group_end]
+    return (np.concatenate([[0.0], fp / n_neg]), np.concatenate([[0.0], tp / n_pos]))
+
+
+def calibration_table(positive: np.ndarray, probability: np.ndarray,
+                      bins: int = 10) -> pd.DataFrame:
+    """Mean predicted probability beside the observed rate in equal-width probability bins.
+
+    A calibrated model's points lie on the diagonal. Bins are ``[0, 1/bins), ...,
+    [1 - 1/bins, 1]``; empty bins are left out.
+
+    Parameters
+    ----------
+    positive
+        Whether each customer is a positive (e.g. purchased in the horizon).
+    probability
+        Predicted probabilities in ``[0, 1]``.
+    bins
+        Number of equal-width bins.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per non-empty bin: ``bin_low``, ``bin_high``, ``customers``,
+        ``mean_predicted``, ``observed_rate``.
+    """
+    positive = np.asarray(positive, dtype=bool)
+    probability = _as_float(probability)
+    if positive.shape != probability.shape:
+        raise ValueError("positive and probability must have the same length")
+    idx = np.clip((probability * bins).astype(int), 0, bins - 1)
+    count = np.bincount(idx, minlength=bins)
+    mean_p = np.bincount(idx, weights=probability, minlength=bins) / np.maximum(count, 1)
+    rate = np.bincount(idx, weights=positive.astype(float), minlength=bins) / np.maximum(count, 1)
+    edges = np.arange(bins + 1) / bins
+    keep = count > 0
+    return pd.DataFrame({"bin_low": edges[:-1][keep], "bin_high": edges[1:][keep],
+                         "customers": count[keep], "mean_predicted": mean_p[keep],
+                         "observed_rate": rate[keep]})
+
+
 def evaluate(
     actual: np.ndarray, predicted: np.ndarray, p_purchase: np.ndarray | None = None,
     purchased: np.ndarray | None = None,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -18,10 +17,13 @@ from rich.table import Table
 from clv_models import evaluation, features, scoring, training, warehouse
 from clv_models.config import Config
 from clv_models.generate import generate_shop
-
-METRIC_COLUMNS = {"normalized_gini": "norm. Gini", "spearman": "Spearman", "mae": "MAE",
-                  "rmse": "RMSE", "decile_mape": "decile MAPE", "top_decile_capture": "top 10%",
-                  "total_ratio": "pred/actual", "auc": "AUC"}
+from clv_models.report import (
+    METRIC_COLUMNS,
+    REFERENCE_NOTE,
+    HtmlReport,
+    format_metric,
+    write_html_report,
+)
 
 
 @dataclass
@@ -43,6 +45,7 @@ class Pipeline:
     training_set: training.TrainingSet | None = None
     models: dict | None = None
     report: evaluation.EvaluationReport | None = None
+    html: HtmlReport | None = None
     scores: scoring.ScoringResult | None = None
     counts: dict[str, int] = field(default_factory=dict)
 
@@ -131,9 +134,13 @@ class Pipeline:
         if self.models is None:
             self.models = training.load_models(self.cfg)
         self.report = evaluation.evaluate(self.cfg, self.training_set, self.models)
+        with self.console.status("  drawing the report"):
+            self.html = write_html_report(self.report, self.cfg.reports_dir,
+                                          attachments=self.report.paths)
+        self.report.paths.append(self.html.latest)
         self._done("evaluate", start,
                    f"{self.report.customers:,} customers at {self.report.as_of_date} -> "
-                   f"{self.report.paths[0]}")
+                   f"{self.html.latest}")
 
     def score(self) -> None:
         start = time.perf_counter()
@@ -163,14 +170,13 @@ class Pipeline:
         assert self.report is not None
         t = Table(title=f"Evaluation at {self.report.as_of_date} ({self.report.customers:,} "
                         f"customers, horizon {self.cfg.horizon_days} days)",
-                  caption="* reference rows: naive = historical spend rate; oracle = expected "
-                          "value under the true parameters (generated data only)")
+                  caption=REFERENCE_NOTE)
         t.add_column("model")
         for key in METRIC_COLUMNS.values():
             t.add_column(key, justify="right")
         for row in self.report.rows:
             name = row["model"] + (" *" if row["reference"] else "")
-            t.add_row(name, *[_fmt(row[k]) for k in METRIC_COLUMNS])
+            t.add_row(name, *[format_metric(row[k]) for k in METRIC_COLUMNS])
         return t
 
     def print_summary(self) -> None:
@@ -189,10 +195,6 @@ class Pipeline:
             f"Outputs: warehouse [bold]{c.warehouse_path}[/bold] (tables clv_scores, "
             f"clv_scores_latest); features {c.features_dir}; Feast registry and online store "
             f"{c.feast_dir}; models {c.models_dir}; reports {c.reports_dir}")
-
-
-def _fmt(value: float) -> str:
-    """Ratios with 3 decimals, currency amounts (>= 10) with 1."""
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return "–"
-    return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
+        if self.html is not None:
+            self.console.print(f"Report: [bold]{self.html.latest}[/bold] "
+                               f"(this run: {self.html.index})")

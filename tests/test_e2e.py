@@ -61,6 +61,12 @@ def test_both_models_beat_the_naive_baseline(pipeline_run):
         assert 0.5 < table.loc[model, "total_ratio"] < 1.5
     report = json.loads((pipeline_run.cfg.reports_dir / "evaluation.json").read_text())
     assert {r["model"] for r in report["rows"]} == {"naive", "xgboost", "deep_ziln", "oracle"}
+    latest = pipeline_run.cfg.reports_dir / "latest"
+    page = (latest / "index.html").read_text()
+    assert pipeline_run.html.index.read_text() == page
+    assert all(f"<td>{r['model_version']}</td>" in page for r in report["rows"])
+    for chart in ("gain", "deciles", "calibration", "roc", "feature_importance"):  # xgboost's
+        assert (latest / f"{chart}.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_evaluation_is_on_a_later_date_than_training(pipeline_run):

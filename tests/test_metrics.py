@@ -74,3 +74,35 @@ def test_auc_target_is_any_purchase_not_positive_net_revenue():
     p = np.array([0.1, 0.95, 0.9, 0.2])
     assert metrics.evaluate(actual, p * 10, p, purchased)["auc"] == pytest.approx(1.0)
     assert metrics.evaluate(actual, p * 10, p)["auc"] == pytest.approx(2 / 3)
+
+
+def _area(x, y):
+    """Trapezoidal area (numpy 1.26 has no ``np.trapezoid``; 2.x deprecates ``np.trapz``)."""
+    return float(np.sum(np.diff(x) * (y[1:] + y[:-1]) / 2))
+
+
+def test_roc_curve_by_hand_and_its_area_is_the_auc():
+    score = np.array([0.9, 0.8, 0.3, 0.2])
+    positive = np.array([True, False, True, False])
+    fpr, tpr = metrics.roc_curve(positive, score)
+    # Thresholds 0.9, 0.8, 0.3, 0.2 let in P, N, P, N in turn.
+    np.testing.assert_allclose(fpr, [0.0, 0.0, 0.5, 0.5, 1.0])
+    np.testing.assert_allclose(tpr, [0.0, 0.5, 0.5, 1.0, 1.0])
+    assert _area(fpr, tpr) == pytest.approx(metrics.roc_auc(positive, score))
+    # A tie is one diagonal step, never a staircase that depends on the row order.
+    fpr, tpr = metrics.roc_curve(np.array([False, True, True]), np.array([0.5, 0.5, 0.1]))
+    np.testing.assert_allclose(fpr, [0.0, 1.0, 1.0])
+    np.testing.assert_allclose(tpr, [0.0, 0.5, 1.0])
+    assert _area(fpr, tpr) == pytest.approx(0.25)
+    with pytest.raises(ValueError, match="both positives and negatives"):
+        metrics.roc_curve(np.array([True, True]), np.array([0.1, 0.2]))
+
+
+def test_calibration_table_by_hand():
+    p = np.array([0.05, 0.15, 0.12, 0.95, 1.0])
+    positive = np.array([False, True, False, True, True])
+    table = metrics.calibration_table(positive, p, bins=10)
+    assert list(table["bin_low"]) == pytest.approx([0.0, 0.1, 0.9])
+    assert list(table["customers"]) == [1, 2, 2]  # p = 1 falls in the last bin
+    assert list(table["mean_predicted"]) == pytest.approx([0.05, 0.135, 0.975])
+    assert list(table["observed_rate"]) == pytest.approx([0.0, 0.5, 1.0])
