@@ -201,7 +201,7 @@ def features(ctx: click.Context, full_refresh: bool) -> None:
               help="Device of the deep model (auto: CUDA when available).")
 @click.pass_context
 def train(ctx: click.Context, epochs, device) -> None:
-    """Train the naive baseline, XGBoost and the deep model on the Feast training set."""
+    """Train the reference models (naive, BG/NBD + Gamma-Gamma), XGBoost and the deep model."""
     p = _pipeline(_config(ctx, **{"deep.epochs": epochs, "deep.device": device}))
     p.train()
 

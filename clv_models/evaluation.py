@@ -21,7 +21,7 @@ from clv_models.config import Config
 from clv_models.models import CLVModel, Prediction
 from clv_models.training import TARGET, TrainingSet
 
-REFERENCE_MODELS = ("naive", "oracle")
+REFERENCE_MODELS = ("naive", "bgnbd_gg", "oracle")
 
 
 @dataclass

@@ -46,8 +46,9 @@ if TYPE_CHECKING:
 METRIC_COLUMNS = {"normalized_gini": "norm. Gini", "spearman": "Spearman", "mae": "MAE",
                   "rmse": "RMSE", "decile_mape": "decile MAPE", "top_decile_capture": "top 10%",
                   "total_ratio": "pred/actual", "auc": "AUC"}
-REFERENCE_NOTE = ("* reference rows: naive = historical spend rate; oracle = expected value under "
-                  "the true parameters (generated data only)")
+REFERENCE_NOTE = ("* reference rows: naive = historical spend rate; bgnbd_gg = BG/NBD + "
+                  "Gamma-Gamma (maximum likelihood); oracle = expected value under the true "
+                  "parameters (generated data only)")
 INDEX_FILE = "index.html"
 RUNS_DIR = "runs"
 LATEST_DIR = "latest"

@@ -19,10 +19,19 @@ import pandas as pd
 
 from clv_models import features
 from clv_models.config import Config
-from clv_models.models import CLVModel, DeepCLV, NaiveCLV, XGBoostCLV, load_model
+from clv_models.models import (
+    BGNBDGammaGammaCLV,
+    CLVModel,
+    DeepCLV,
+    NaiveCLV,
+    XGBoostCLV,
+    load_model,
+)
 
 TARGET = "label_net_revenue"
-MODEL_NAMES = ("naive", "xgboost", "deep_ziln")
+# naive and bgnbd_gg (BG/NBD + Gamma-Gamma) are reference models: trained and evaluated beside
+# the product models, not scored.
+MODEL_NAMES = ("naive", "bgnbd_gg", "xgboost", "deep_ziln")
 PRODUCT_MODELS = ("xgboost", "deep_ziln")
 
 
@@ -107,6 +116,7 @@ def build_models(cfg: Config) -> dict[str, CLVModel]:
     """Fresh, unfitted estimators for every model name."""
     return {
         "naive": NaiveCLV(horizon_days=cfg.horizon_days),
+        "bgnbd_gg": BGNBDGammaGammaCLV(horizon_days=cfg.horizon_days),
         "xgboost": XGBoostCLV(cfg.xgboost, seed=cfg.seed),
         "deep_ziln": DeepCLV(cfg.deep, seed=cfg.seed),
     }

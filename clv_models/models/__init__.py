@@ -1,4 +1,5 @@
-"""CLV estimators: a naive baseline, an XGBoost baseline and the PyTorch deep (ZILN) model.
+"""CLV estimators: a naive baseline, the BG/NBD + Gamma-Gamma reference model, an XGBoost
+baseline and the PyTorch deep (ZILN) model.
 
 Every estimator follows the scikit-learn convention (``fit`` returns ``self``) and shares the
 :class:`~clv_models.models.base.CLVModel` interface, so training, evaluation and scoring treat
@@ -6,8 +7,10 @@ them alike.
 """
 
 from clv_models.models.base import CLVModel, Prediction, load_model
+from clv_models.models.btyd import BGNBDGammaGammaCLV
 from clv_models.models.deep import DeepCLV
 from clv_models.models.naive import NaiveCLV
 from clv_models.models.xgb import XGBoostCLV
 
-__all__ = ["CLVModel", "DeepCLV", "NaiveCLV", "Prediction", "XGBoostCLV", "load_model"]
+__all__ = ["BGNBDGammaGammaCLV", "CLVModel", "DeepCLV", "NaiveCLV", "Prediction", "XGBoostCLV",
+           "load_model"]

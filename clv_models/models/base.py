@@ -84,6 +84,7 @@ class CLVModel:
 
 def load_model(directory: Path) -> CLVModel:
     """Load a saved artefact. Only JSON metadata and tensor/tree files are read: no pickle."""
+    from clv_models.models.btyd import BGNBDGammaGammaCLV
     from clv_models.models.deep import DeepCLV
     from clv_models.models.naive import NaiveCLV
     from clv_models.models.xgb import XGBoostCLV
@@ -92,7 +93,7 @@ def load_model(directory: Path) -> CLVModel:
     if not meta_path.exists():
         raise FileNotFoundError(f"no trained model in {directory} (run `clv train` first)")
     metadata = json.loads(meta_path.read_text())
-    classes = {cls.name: cls for cls in (NaiveCLV, XGBoostCLV, DeepCLV)}
+    classes = {cls.name: cls for cls in (NaiveCLV, XGBoostCLV, DeepCLV, BGNBDGammaGammaCLV)}
     cls = classes.get(metadata.get("model_name"))
     if cls is None:
         raise ValueError(f"{meta_path}: unknown model_name {metadata.get('model_name')!r}")
