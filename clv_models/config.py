@@ -103,6 +103,10 @@ class DeepConfig:
     weight_decay: float = 1e-5
     patience: int = 5
     device: str = "auto"  # auto | cpu | cuda
+    embedding_dim: int = 8  # most dimensions of a categorical's embedding
+    conv_channels: int = 16  # channels of the temporal convolution over the weekly sequences
+    sequence_dim: int = 32  # width of the sequence encoder's output
+    explain_steps: int = 16  # integrated-gradient steps for the drivers and the importance
 
 
 @dataclass

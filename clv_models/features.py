@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from clv_models.config import Config
@@ -24,10 +25,11 @@ from clv_models.config import Config
 if TYPE_CHECKING:
     from feast import FeatureStore
 
-FEATURE_SERVICE = "clv_v1"
+FEATURE_SERVICE = "clv_v1"  # numeric tabular features (XGBoost, the tabular models)
+SEQUENCE_SERVICE = "clv_v2"  # clv_v1 + weekly sequences + profile (the deep model)
+SERVICES = (FEATURE_SERVICE, SEQUENCE_SERVICE)  # every model input set, retrieved together
 LABELS_FILE = "customer_clv_labels.parquet"
 ENTITY_KEY = "customer_id"
-
 
 
 class FeatureStoreError(RuntimeError):
@@ -133,25 +135,44 @@ def _empty_online_store(cfg: Config) -> None:
     _online_tables(cfg, "delete from {table}")
 
 
-def feature_names(store) -> list[str]:
-    """The feature columns of the feature service, in order."""
-    service = store.get_feature_service(FEATURE_SERVICE)
-    return [f.name for proj in service.feature_view_projections for f in proj.features]
+def _service_refs(store, service: str) -> list[tuple[str, str]]:
+    """``(feature view, feature)`` pairs of one feature service, in order."""
+    svc = store.get_feature_service(service)
+    return [(proj.name_to_use(), f.name) for proj in svc.feature_view_projections
+            for f in proj.features]
+
+
+def feature_names(store, service: str = FEATURE_SERVICE) -> list[str]:
+    """The feature columns of a feature service, in order."""
+    return [name for _, name in _service_refs(store, service)]
+
+
+def service_features(store, services: tuple[str, ...] = SERVICES) -> dict[str, list[str]]:
+    """Feature columns per feature service: which columns of a joint retrieval each model
+    input set uses."""
+    return {service: feature_names(store, service) for service in services}
 
 
 def historical_features(cfg: Config, entities: pd.DataFrame,
-                        store: FeatureStore | None = None) -> pd.DataFrame:
-    """Point-in-time join of the feature service onto ``entities`` via Feast's offline store.
+                        store: FeatureStore | None = None,
+                        services: tuple[str, ...] = SERVICES) -> pd.DataFrame:
+    """Point-in-time join of the feature services' features onto ``entities`` via Feast's
+    offline store.
 
-    ``entities`` needs ``customer_id`` and ``as_of_date``; other columns (labels) ride along.
-    Returns one row per entity row, sorted by ``as_of_date`` then ``customer_id`` (Feast returns
-    rows in another order).
+    The union of the ``services``' features is retrieved in one Feast call, so several models
+    with different input sets (feature services) share one point-in-time join; each model then
+    takes its own service's columns. ``entities`` needs ``customer_id`` and ``as_of_date``;
+    other columns (labels) ride along. Returns one row per entity row, sorted by ``as_of_date``
+    then ``customer_id`` (Feast returns rows in another order). Array features (the weekly
+    sequences) come back as one NumPy array per row (None where missing); see
+    :func:`sequence_array`.
     """
     store = store or feature_store(cfg)
+    refs = list(dict.fromkeys(f"{view}:{name}" for service in services
+                              for view, name in _service_refs(store, service)))
     frame = entities.copy()
     frame["event_timestamp"] = pd.to_datetime(frame["as_of_date"]).dt.tz_localize("UTC")
-    out = store.get_historical_features(
-        entity_df=frame, features=store.get_feature_service(FEATURE_SERVICE)).to_df()
+    out = store.get_historical_features(entity_df=frame, features=refs).to_df()
     if len(out) != len(frame):
         raise FeatureStoreError(
             f"Feast returned {len(out)} rows for {len(frame)} entity rows")
@@ -188,9 +209,36 @@ def scoring_entities(cfg: Config, as_of: dt.date | None = None) -> tuple[dt.date
     return as_of, df
 
 
-def online_features(cfg: Config, customer_ids: list[str]) -> pd.DataFrame:
-    """Feature service values from the online store for some customers."""
+def online_features(cfg: Config, customer_ids: list[str],
+                    service: str = FEATURE_SERVICE) -> pd.DataFrame:
+    """Feature service values from the online store for some customers.
+
+    ``service`` is the model's input set (``model.metadata["feature_service"]``); array
+    features come back as Python lists (None for an unknown customer).
+    """
     store = feature_store(cfg)
     return store.get_online_features(
-        features=store.get_feature_service(FEATURE_SERVICE),
+        features=store.get_feature_service(service),
         entity_rows=[{ENTITY_KEY: c} for c in customer_ids]).to_df()
+
+
+def sequence_array(values: pd.Series | np.ndarray, length: int) -> np.ndarray:
+    """An array feature (one list or array per row, as Feast returns it) as ``float32 [n, L]``.
+
+    Missing rows (None, NaN) and missing elements become 0 (no activity that week); rows longer
+    than ``length`` are cut, shorter ones padded with zeros at the end (the oldest weeks). Rows
+    of the expected length, the normal case, are stacked in one ``np.stack`` call.
+    """
+    col = np.asarray(values, dtype=object).ravel()
+    out = np.zeros((len(col), length), dtype=np.float32)
+    if length == 0 or len(col) == 0:
+        return out
+    lengths = np.fromiter((len(v) if isinstance(v, (list, tuple, np.ndarray)) else -1
+                           for v in col), dtype=np.int64, count=len(col))
+    full = lengths == length
+    if full.any():
+        out[full] = np.stack(col[full]).astype(np.float32, copy=False)
+    for i in np.flatnonzero((lengths >= 0) & ~full):
+        row = np.asarray(col[i], dtype=np.float32)[:length]
+        out[i, : len(row)] = row
+    return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)

@@ -47,6 +47,11 @@ qualify row_number() over (
     partition by customer_id, model_name order by as_of_date desc, scored_at desc
 ) = 1
 """
+SEGMENTS = ("new", "champions", "loyal", "at risk", "hibernating")
+NEW_CUSTOMER_DAYS = 90  # first order less than this many days before the as-of date
+LIKELY_BUYER = 0.5  # p_purchase at or above: expected to buy again in the horizon
+TOP_DECILES = 2  # champions: predicted CLV in deciles 1..TOP_DECILES
+HIGH_HISTORY_QUANTILE = 0.8  # "high historical value": net revenue to date in the top 20 %
 COLUMNS = ["customer_id", "as_of_date", "horizon_days", "model_name", "model_version",
            "predicted_clv", "p_purchase", "clv_p10", "clv_p50", "clv_p90", "clv_decile",
            "segment", "top_drivers", "scored_at", "run_id"]
@@ -73,17 +78,80 @@ def deciles(values: np.ndarray, customer_ids: pd.Series) -> np.ndarray:
     return out
 
 
+def segments(clv_decile: np.ndarray, p_purchase: np.ndarray | None, t_days: np.ndarray,
+             net_revenue: np.ndarray, high_value: float | None = None) -> np.ndarray:
+    """Business segment per customer; the first rule that matches wins.
+
+    ==============  ==========================================================================
+    segment         rule
+    ==============  ==========================================================================
+    new             first order less than ``NEW_CUSTOMER_DAYS`` (90) days before the as-of date
+                    (``t_days < 90``): too early to judge
+    champions       predicted CLV in the top ``TOP_DECILES`` (2) deciles and
+                    ``p_purchase >= 0.5``
+    loyal           ``p_purchase >= 0.5``
+    at risk         high historical value (net revenue to date at least ``high_value``,
+                    by default the 80th percentile of the scored customers' and above 0) but
+                    ``p_purchase < 0.5``
+    hibernating     everyone else
+    ==============  ==========================================================================
+
+    The rules read only the model's predictions (decile, ``p_purchase``) and two features
+    (``t_days``, ``net_revenue``), so every model gets segments by the same definition. A model
+    without ``p_purchase`` counts predicted-CLV deciles 1-5 as "likely to buy". Missing
+    ``t_days`` is never "new"; missing ``net_revenue`` is never "high historical value".
+
+    Parameters
+    ----------
+    clv_decile
+        Predicted-CLV decile, 1 = highest (:func:`deciles`).
+    p_purchase
+        Probability of a purchase in the horizon, or None.
+    t_days
+        Days from the first purchase to the as-of date.
+    net_revenue
+        Net revenue to date.
+    high_value
+        Net revenue to date from which a customer counts as of high historical value; default:
+        the ``HIGH_HISTORY_QUANTILE`` (0.8) quantile of ``net_revenue``.
+    """
+    clv_decile = np.asarray(clv_decile)
+    t_days = np.asarray(t_days, dtype=float)
+    net_revenue = np.asarray(net_revenue, dtype=float)
+    if p_purchase is None:
+        likely = clv_decile <= 5
+    else:
+        likely = np.nan_to_num(np.asarray(p_purchase, dtype=float), nan=0.0) >= LIKELY_BUYER
+    if high_value is None:
+        known = net_revenue[np.isfinite(net_revenue)]
+        high_value = np.quantile(known, HIGH_HISTORY_QUANTILE) if len(known) else np.inf
+    high_history = np.nan_to_num(net_revenue, nan=-np.inf) >= max(high_value, 1e-9)
+    return np.select(
+        [np.nan_to_num(t_days, nan=np.inf) < NEW_CUSTOMER_DAYS,
+         (clv_decile <= TOP_DECILES) & likely,
+         likely,
+         high_history],
+        ["new", "champions", "loyal", "at risk"], default="hibernating").astype(object)
+
+
 def score_frame(model: CLVModel, frame: pd.DataFrame, as_of: dt.date, run_id: str,
                 scored_at: dt.datetime) -> pd.DataFrame:
     """The ``clv_scores`` rows of one model for the customers in ``frame``.
 
     ``frame`` holds ``customer_id`` and at least the model's own features (each model selects
-    the columns it was trained on and names any that are missing).
+    the columns it was trained on and names any that are missing), plus ``t_days`` and
+    ``net_revenue`` for the segments (:func:`segments`).
     """
     pred = model.predict(frame, explain=True)
+    decile = deciles(pred.predicted_clv, frame["customer_id"])
 
     def col(values):
         return values if values is not None else np.full(len(frame), np.nan)
+
+    def feature(name: str) -> np.ndarray:
+        if name not in frame.columns:
+            return np.full(len(frame), np.nan)
+        return frame[name].to_numpy(dtype=float, na_value=np.nan)
 
     return pd.DataFrame({
         "customer_id": frame["customer_id"].to_numpy(),
@@ -96,8 +164,8 @@ def score_frame(model: CLVModel, frame: pd.DataFrame, as_of: dt.date, run_id: st
         "clv_p10": col(pred.clv_p10),
         "clv_p50": col(pred.clv_p50),
         "clv_p90": col(pred.clv_p90),
-        "clv_decile": deciles(pred.predicted_clv, frame["customer_id"]),
-        "segment": None,
+        "clv_decile": decile,
+        "segment": segments(decile, pred.p_purchase, feature("t_days"), feature("net_revenue")),
         "top_drivers": pred.top_drivers,
         "scored_at": scored_at.replace(tzinfo=None),
         "run_id": run_id,
@@ -135,10 +203,14 @@ def score(cfg: Config, models: dict[str, CLVModel], as_of: dt.date | None = None
           ) -> ScoringResult:
     """Score every customer with features at ``as_of`` (default: the latest as-of date).
 
-    Features come from Feast's offline store (the same point-in-time retrieval as training).
+    Features come from Feast's offline store (the same point-in-time retrieval as training),
+    one retrieval of the union of the models' feature services (``clv_v1`` always: the segment
+    rules read ``t_days`` and ``net_revenue``).
     """
     as_of, entities = features.scoring_entities(cfg, as_of)
-    frame = features.historical_features(cfg, entities)
+    services = tuple(dict.fromkeys([features.FEATURE_SERVICE, *(
+        m.metadata.get("feature_service", m.feature_service) for m in models.values())]))
+    frame = features.historical_features(cfg, entities, services=services)
     run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
     scored_at = dt.datetime.now(dt.timezone.utc)
     parts = [score_frame(m, frame, as_of, run_id, scored_at)

@@ -13,8 +13,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from clv_models import features
@@ -46,11 +47,26 @@ class Split:
 
 @dataclass
 class TrainingSet:
-    """Feature rows joined point-in-time to their labels, one row per (customer, as-of date)."""
+    """Feature rows joined point-in-time to their labels, one row per (customer, as-of date).
+
+    ``feature_names`` are all retrieved feature columns (the union of the feature services);
+    ``services`` maps each feature service to its columns, so every model gets its own input
+    set from one retrieval (:meth:`columns`).
+    """
 
     frame: pd.DataFrame
     feature_names: list[str]
     split: Split
+    services: dict[str, list[str]] = field(default_factory=dict)
+
+    def columns(self, service: str) -> list[str]:
+        """The feature columns of ``service`` (all columns when no services are known)."""
+        if not self.services:
+            return self.feature_names
+        if service not in self.services:
+            raise KeyError(f"feature service {service!r} was not retrieved; "
+                           f"known: {sorted(self.services)}")
+        return self.services[service]
 
     def part(self, name: str) -> pd.DataFrame:
         """Rows of ``fit``, ``validation`` or ``evaluation``."""
@@ -61,9 +77,15 @@ class TrainingSet:
     def fingerprint(self) -> str:
         """Content hash of the training rows (fit + validation), stored with each model."""
         rows = self.frame[~(self.frame["as_of_date"] == self.split.evaluation_date)]
-        h = pd.util.hash_pandas_object(rows[["customer_id", "as_of_date", TARGET,
-                                              *self.feature_names]], index=False)
-        return hashlib.sha256(h.to_numpy().tobytes()).hexdigest()[:16]
+        cols = ["customer_id", "as_of_date", TARGET, *self.feature_names]
+        arrays = [c for c in cols if rows[c].dtype == object
+                  and any(isinstance(v, (list, np.ndarray)) for v in rows[c].head(100))]
+        h = pd.util.hash_pandas_object(rows[[c for c in cols if c not in arrays]], index=False)
+        digest = hashlib.sha256(h.to_numpy().tobytes())
+        for c in arrays:  # array features (weekly sequences): their float32 values, row by row
+            length = next((len(v) for v in rows[c] if isinstance(v, (list, np.ndarray))), 0)
+            digest.update(features.sequence_array(rows[c], length).tobytes())
+        return digest.hexdigest()[:16]
 
 
 def make_split(as_of_dates: list[dt.date], horizon_days: int) -> Split:
@@ -107,9 +129,10 @@ def load_training_set(cfg: Config) -> TrainingSet:
         check_horizon(int(built), cfg, "the labels were built for a horizon of")
     split = make_split(list(labels["as_of_date"].unique()), cfg.horizon_days)
     store = features.feature_store(cfg)
-    frame = features.historical_features(cfg, labels, store)
-    names = features.feature_names(store)
-    return TrainingSet(frame=frame, feature_names=names, split=split)
+    services = features.service_features(store)  # every model input set, retrieved once
+    frame = features.historical_features(cfg, labels, store, tuple(services))
+    names = list(dict.fromkeys(c for cols in services.values() for c in cols))
+    return TrainingSet(frame=frame, feature_names=names, split=split, services=services)
 
 
 def build_models(cfg: Config) -> dict[str, CLVModel]:
@@ -132,14 +155,15 @@ def train(cfg: Config, data: TrainingSet, names: tuple[str, ...] = MODEL_NAMES,
         Called with ``(name, model)`` after each model is fitted and saved.
     """
     fit, val = data.part("fit"), data.part("validation")
-    cols = data.feature_names
     models = build_models(cfg)
     out: dict[str, CLVModel] = {}
     fingerprint = data.fingerprint()
     for name in names:
         model = models[name]
+        cols = data.columns(model.feature_service)  # the model's own input set
         model.fit(fit[cols], fit[TARGET].to_numpy(), val[cols], val[TARGET].to_numpy())
         model.save(cfg.models_dir / name, extra={
+            "feature_service": model.feature_service,
             "horizon_days": cfg.horizon_days, "training_fingerprint": fingerprint,
             "fit_dates": [str(d) for d in data.split.fit_dates],
             "validation_date": str(data.split.validation_date),

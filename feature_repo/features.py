@@ -161,7 +161,7 @@ TABULAR_TIMESERIES = [f.name for f in customer_timeseries.schema
                       if not f.name.startswith("weekly_")]
 
 # One feature service per model input set; training retrieval and online reads use the same
-# one. clv_v1: the numeric tabular features (XGBoost and the deep model's tabular tower).
+# one (each model's metadata names its service). clv_v1: the numeric tabular features.
 clv_v1 = FeatureService(
     name="clv_v1",
     features=[
@@ -170,5 +170,20 @@ clv_v1 = FeatureService(
         customer_returns,
         customer_engagement,
     ],
-    description="Numeric tabular inputs of the v1 CLV models (XGBoost, deep ZILN).",
+    description="Numeric tabular inputs (XGBoost and the other tabular models).",
+)
+
+# clv_v2: the deep model's input set: clv_v1's numeric features, the two 52-week sequences for
+# its sequence encoder, and the profile (country and acquisition channel for its embeddings,
+# days since sign-up as a number). A superset of clv_v1, so one retrieval serves both.
+clv_v2 = FeatureService(
+    name="clv_v2",
+    features=[
+        customer_rfm,
+        customer_timeseries,
+        customer_returns,
+        customer_engagement,
+        customer_profile,
+    ],
+    description="Inputs of the deep ZILN model: clv_v1 + weekly sequences + customer profile.",
 )

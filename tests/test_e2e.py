@@ -43,8 +43,10 @@ def test_clv_scores_has_one_row_per_customer_and_model(pipeline_run):
     assert df["run_id"].nunique() == 1
     deep = df[df["model_name"] == "deep_ziln"]
     assert (deep["clv_p10"] <= deep["clv_p50"]).all() and (deep["clv_p50"] <= deep["clv_p90"]).all()
-    drivers = json.loads(df[df["model_name"] == "xgboost"]["top_drivers"].iloc[0])
-    assert len(drivers) == 3 and {"feature", "contribution"} <= set(drivers[0])
+    for model in ("xgboost", "deep_ziln"):
+        drivers = json.loads(df[df["model_name"] == model]["top_drivers"].iloc[0])
+        assert len(drivers) == 3 and {"feature", "contribution"} <= set(drivers[0])
+    assert df["segment"].isin(scoring.SEGMENTS).all()
     latest_view = scores(cfg, "select count(*) n from clv_scores_latest")
     assert latest_view["n"][0] == len(df)
 
@@ -97,7 +99,8 @@ def test_saved_models_reload_without_pickle_and_predict_the_same(pipeline_run):
     rows = data.part("evaluation").head(200)
     for name, model in pipeline_run.models.items():
         meta = json.loads((cfg.models_dir / name / "metadata.json").read_text())
-        assert meta["feature_names"] == data.feature_names or name in ("naive", "bgnbd_gg")
+        assert (meta["feature_names"] == data.columns(meta["feature_service"])
+                or name in ("naive", "bgnbd_gg"))
         assert meta["training_fingerprint"] == data.fingerprint()
         again = load_model(cfg.models_dir / name)
         assert again.version == model.version

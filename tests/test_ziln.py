@@ -35,3 +35,15 @@ def test_mean_and_quantiles_match_sampling():
             np.quantile(samples, q), rel=0.03, abs=1e-9)
     # Below the zero mass the quantile is exactly 0.
     assert ziln_quantile(0.2, np.array([-1.0]), mu, sigma)[0] == 0.0
+
+
+def test_torch_mean_matches_the_numpy_mean_and_has_gradients():
+    from clv_models.models.ziln import ziln_mean_torch
+
+    out = torch.tensor([[0.4, 3.0, 0.1], [-2.0, 1.0, -1.0], [1.0, 80.0, 0.5]],
+                       dtype=torch.float64, requires_grad=True)
+    value = ziln_mean_torch(out)
+    logit, mu, sigma = (t.detach().numpy() for t in split_outputs(out))
+    np.testing.assert_allclose(value.detach().numpy(), ziln_mean(logit, mu, sigma), rtol=1e-6)
+    value.sum().backward()
+    assert torch.isfinite(out.grad).all()

@@ -38,6 +38,9 @@ class CLVModel:
     """
 
     name: ClassVar[str] = "base"
+    # The Feast feature service of the model's input set (training retrieval and online reads
+    # use it; saved as metadata["feature_service"]). clv_v1: the numeric tabular features.
+    feature_service: ClassVar[str] = "clv_v1"
     feature_names: list[str]
     metadata: dict[str, Any]
 

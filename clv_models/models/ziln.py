@@ -40,6 +40,16 @@ def ziln_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (bce - positive * log_pdf).mean()
 
 
+def ziln_mean_torch(out: torch.Tensor) -> torch.Tensor:
+    """Expected value ``p * exp(mu + sigma^2 / 2)`` of raw outputs ``(n, 3)``, differentiable.
+
+    The same clamp of the exponent as :func:`ziln_mean`, so attributions (integrated gradients)
+    explain exactly the number that is reported as ``predicted_clv``.
+    """
+    logit, mu, sigma = split_outputs(out.float())
+    return torch.sigmoid(logit) * torch.exp(torch.clamp(mu + sigma**2 / 2, max=50.0))
+
+
 def ziln_mean(logit: np.ndarray, mu: np.ndarray, sigma: np.ndarray) -> np.ndarray:
     """Expected value ``p * exp(mu + sigma^2 / 2)``."""
     return special.expit(logit) * np.exp(np.minimum(mu + sigma**2 / 2, 50.0))
