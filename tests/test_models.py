@@ -233,3 +233,14 @@ def test_deep_model_without_sequences_or_categoricals_still_works(data):
     attr = model.attributions(Xv.head(5), steps=128)
     np.testing.assert_allclose(attr.values.sum(axis=1) + attr.baseline,
                                model.predict(Xv.head(5)).predicted_clv, rtol=2e-2)
+
+
+def test_a_categorical_missing_in_every_training_row_maps_to_unknown(data):
+    # No customers table: country is null in every row; values that appear later are unknown.
+    X, y, Xv, yv = data
+    model = DeepCLV(dataclasses.replace(SMALL, epochs=1), seed=0).fit(
+        X.assign(country=None), y, Xv.assign(country=None), yv)
+    assert model.metadata["categorical_features"] == ["country"]
+    a = model.predict(Xv.assign(country=None)).predicted_clv
+    b = model.predict(Xv.assign(country="US")).predicted_clv
+    np.testing.assert_array_equal(a, b)

@@ -549,7 +549,9 @@ def _nan_stats(z: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _column_kind(col: pd.Series) -> str:
     """``numeric``, ``categorical`` (strings) or ``sequence`` (a list/array per row), by the
-    dtype or else the first present value; an all-missing column is numeric."""
+    dtype or else the first present value. An all-missing object column (e.g. ``country``
+    without a customers table) is categorical: every row maps to "unknown", and values that
+    appear later are looked up instead of failing a numeric conversion."""
     if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
         return "numeric"
     for v in col:
@@ -558,7 +560,7 @@ def _column_kind(col: pd.Series) -> str:
         if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA:
             continue
         return "numeric" if isinstance(v, (int, float, np.number)) else "categorical"
-    return "numeric"
+    return "categorical"
 
 
 def _first_length(col: pd.Series) -> int:
