@@ -170,6 +170,8 @@ class Config:
             "CLV_WAREHOUSE_PATH": str(c.warehouse_path),
             "CLV_FEATURES_DIR": str(c.features_dir),
             "CLV_FEAST_DIR": str(c.feast_dir),
+            "CLV_DUCKDB_MEMORY_LIMIT": os.environ.get("CLV_DUCKDB_MEMORY_LIMIT")
+            or duckdb_memory_limit(),
         }
 
     def dbt_vars(self) -> dict[str, Any]:
@@ -266,3 +268,14 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
         cfg.data_dir = Path(os.environ["CLV_DATA_DIR"])
     apply_overrides(cfg, overrides or {})
     return cfg
+
+
+def duckdb_memory_limit(share: float = 0.6) -> str:
+    """DuckDB's memory limit for dbt builds: ``share`` of this machine's physical memory.
+
+    DuckDB's own default is 80 %; dbt-duckdb runs two models at once in one DuckDB instance and
+    the dbt process itself needs room, so the build keeps to 60 % and spills the rest to disk
+    (``<warehouse>.duckdb.tmp``). Set ``CLV_DUCKDB_MEMORY_LIMIT`` (e.g. ``8GiB``) to override.
+    """
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return f"{max(1, int(total * share / 2**30))}GiB"

@@ -7,9 +7,6 @@
     'returns_to_date': 'return_count',
     'matched_returns_to_date': 'matched_return_count',
     'matched_return_days_to_date': 'matched_return_days',
-    'views_to_date': 'view_count',
-    'product_views_to_date': 'product_view_count',
-    'sessions_to_date': 'session_count',
     'purchase_gap_days_to_date': 'coalesce(purchase_gap_days, 0)',
     'purchase_gap_days_sq_to_date': 'coalesce(purchase_gap_days * purchase_gap_days, 0)',
 } %}
@@ -59,29 +56,15 @@ accumulated as (
         sum({{ expr }}) {{ running_window }} as {{ name }},
         {%- endfor %}
         max(case when order_count > 0 then activity_date end) {{ running_window }}
-            as last_order_date,
-        max(case when view_count > 0 then activity_date end) {{ running_window }}
-            as last_view_date
+            as last_order_date
     from days
-
-),
-
-with_views_at_last_order as (
-
-    -- Views up to and including the last purchase day (running totals only grow, so the max
-    -- over purchase days is the value on the last one).
-    select
-        *,
-        coalesce(max(case when last_order_date = activity_date then views_to_date end)
-            {{ running_window }}, 0) as views_to_last_order_date
-    from accumulated
 
 )
 
 select
-    with_views_at_last_order.*,
+    accumulated.*,
     first_order_days.first_order_date,
     first_order_days.first_order_day_revenue
-from with_views_at_last_order
+from accumulated
 left join first_order_days
-    on with_views_at_last_order.customer_id = first_order_days.customer_id
+    on accumulated.customer_id = first_order_days.customer_id

@@ -1,7 +1,8 @@
--- One row per customer and UTC day with any order, return or (identified) page view: the day's
--- orders, gross revenue, returns, refunds, views, sessions and product views, plus the
--- gap since the previous purchase day and the order-to-return days of returns matched to an
--- order. Every cutoff in the project is a date, so day totals are exact.
+-- One row per customer and UTC day with an order or a return: the day's orders, gross revenue,
+-- returns and refunds, plus the gap since the previous purchase day and the order-to-return
+-- days of returns matched to an order. Every cutoff in the project is a date, so day totals are
+-- exact. Page views are aggregated on their own (int_customer_views_aggregated), so RFM, returns
+-- and labels never wait for the largest input.
 with
 
 orders as (
@@ -33,25 +34,11 @@ returns as (
 
 ),
 
-views as (
-
-    select
-        customer_id,
-        view_date as activity_date,
-        view_count,
-        product_view_count,
-        session_count
-    from {{ ref('int_customer_views_aggregated') }}
-
-),
-
 customer_days as (
 
     select customer_id, activity_date from orders
     union
     select customer_id, activity_date from returns
-    union
-    select customer_id, activity_date from views
 
 ),
 
@@ -65,10 +52,7 @@ joined as (
         coalesce(returns.return_count, 0) as return_count,
         coalesce(returns.refund_amount, 0) as refund_amount,
         coalesce(returns.matched_return_count, 0) as matched_return_count,
-        coalesce(returns.matched_return_days, 0) as matched_return_days,
-        coalesce(views.view_count, 0) as view_count,
-        coalesce(views.product_view_count, 0) as product_view_count,
-        coalesce(views.session_count, 0) as session_count
+        coalesce(returns.matched_return_days, 0) as matched_return_days
     from customer_days
     left join orders
         on customer_days.customer_id = orders.customer_id
@@ -76,9 +60,6 @@ joined as (
     left join returns
         on customer_days.customer_id = returns.customer_id
         and customer_days.activity_date = returns.activity_date
-    left join views
-        on customer_days.customer_id = views.customer_id
-        and customer_days.activity_date = views.activity_date
 
 ),
 

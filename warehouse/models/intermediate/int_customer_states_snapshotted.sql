@@ -32,16 +32,11 @@ select
     accumulated.returns_to_date,
     accumulated.matched_returns_to_date,
     accumulated.matched_return_days_to_date,
-    accumulated.views_to_date,
-    accumulated.product_views_to_date,
-    accumulated.sessions_to_date,
     accumulated.purchase_gap_days_to_date,
     accumulated.purchase_gap_days_sq_to_date,
     accumulated.gross_revenue_to_date,
     accumulated.refund_amount_to_date,
     accumulated.last_order_date,
-    accumulated.last_view_date,
-    accumulated.views_to_last_order_date,
     accumulated.first_order_date,
     accumulated.first_order_day_revenue
 from cutoffs

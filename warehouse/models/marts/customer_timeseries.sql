@@ -18,6 +18,12 @@ windows as (
 
 ),
 
+weeks as (
+
+    select * from {{ ref('int_customer_weeks_aggregated') }}
+
+),
+
 customers as (
 
     select customer_id, cast(signup_at as date) as signup_date
@@ -61,12 +67,15 @@ select
         ~ ' then customers.signup_date else population.first_order_date end',
         'population.as_of_date', 'day') }} as integer) as tenure_days,
     cast(population.first_order_day_revenue as {{ clv_type_double() }}) as first_order_value,
-    coalesce(windows.weekly_net_revenue_52w, {{ clv_float_array(['0'] * 52) }})
+    coalesce(weeks.weekly_net_revenue_52w, {{ clv_float_array(['0'] * 52) }})
         as weekly_net_revenue_52w,
-    coalesce(windows.weekly_views_52w, {{ clv_float_array(['0'] * 52) }}) as weekly_views_52w
+    coalesce(weeks.weekly_views_52w, {{ clv_float_array(['0'] * 52) }}) as weekly_views_52w
 from population
 left join windows
     on population.customer_id = windows.customer_id
     and population.as_of_date = windows.as_of_date
+left join weeks
+    on population.customer_id = weeks.customer_id
+    and population.as_of_date = weeks.as_of_date
 left join customers
     on population.customer_id = customers.customer_id
