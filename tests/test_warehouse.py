@@ -57,6 +57,10 @@ def hand_made_shop(raw_dir):
     write_parquet(raw_dir, "page_views", [
         {"customer_id": "c1", "viewed_at": ts("2024-01-10 11:59"), "session_id": "s1", "page_type": "product"},
         {"customer_id": None, "viewed_at": ts("2024-01-11"), "session_id": "s2", "page_type": "home"},
+        # after c2's only order before t; exactly at t (not counted at t)
+        {"customer_id": "c2", "viewed_at": ts("2024-02-20 10:00"), "session_id": "s3", "page_type": "home"},
+        {"customer_id": "c2", "viewed_at": ts("2024-02-20 10:05"), "session_id": "s3", "page_type": "product"},
+        {"customer_id": "c2", "viewed_at": ts("2024-03-01 00:00"), "session_id": "s4", "page_type": "home"},
     ])
     write_parquet(raw_dir, "customers", [{"customer_id": c} for c in ("c1", "c2", "c3")])
 
@@ -97,6 +101,37 @@ def test_features_use_only_events_before_the_cutoff(built):
     c2 = f.iloc[1]
     assert c2["refund_amount"] == 0.0  # the return on Mar 5 is after t
     assert c2["net_revenue"] == pytest.approx(80.0)
+
+
+def test_windows_sequences_and_engagement_at_the_cutoff(built):
+    ts_ = rows(built, f"select * from customer_timeseries where as_of_date = '{T}' "
+                      "order by customer_id")
+    c1 = ts_.iloc[0]
+    # c1 before t: order Jan 10 (100, with a product view), returns Jan 20 (90) and Feb 10 (5),
+    # order Feb 29 (20); the order at exactly t is not included.
+    assert (c1["orders_7d"], c1["gross_revenue_7d"]) == (1, pytest.approx(20.0))
+    assert (c1["orders_30d"], c1["refunds_30d"]) == (1, pytest.approx(5.0))
+    assert (c1["orders_90d"], c1["net_revenue_90d"]) == (2, pytest.approx(25.0))
+    assert (c1["views_90d"], c1["sessions_90d"], c1["views_30d"]) == (1, 1, 0)
+    # week 0 = [t - 7, t); Feb 10 is 20 days before t (week 2), Jan 20 41 (week 5), Jan 10 51
+    expected = [0.0] * 52
+    expected[0], expected[2], expected[5], expected[7] = 20.0, -5.0, -90.0, 100.0
+    assert list(c1["weekly_net_revenue_52w"]) == pytest.approx(expected)
+    views = [0.0] * 52
+    views[7] = 1.0
+    assert list(c1["weekly_views_52w"]) == views
+    c2 = ts_.iloc[1]
+    assert c2["views_7d"] == 0 and c2["views_30d"] == 2  # the view at exactly t is not counted
+    assert list(c2["weekly_views_52w"])[1] == 2.0  # Feb 20 is 10 days before t
+
+    eng = rows(built, f"select * from customer_engagement where as_of_date = '{T}' "
+                      "order by customer_id").set_index("customer_id")
+    assert eng.loc["c1", "view_count"] == 1 and eng.loc["c1", "views_since_last_order"] == 0
+    assert eng.loc["c1", "days_since_last_view"] == 51
+    assert eng.loc["c2", "view_count"] == 2 and eng.loc["c2", "session_count"] == 1
+    assert eng.loc["c2", "product_view_count"] == 1
+    assert eng.loc["c2", "views_since_last_order"] == 2  # both after the Feb 15 order
+    assert eng.loc["c2", "days_since_last_view"] == 10
 
 
 def test_labels_cover_the_horizon_from_the_cutoff(built):
