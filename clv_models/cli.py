@@ -285,6 +285,92 @@ def bench_warehouse(ctx: click.Context, customers: int, as_of, json_path: Path |
     _print_bench(result, json_path)
 
 
+def _bench_config(ctx: click.Context, name: str, customers: int) -> Config:
+    """The configuration of a benchmark's own shop: DATA_DIR/bench-<name>-<customers> unless
+    --data-dir is given."""
+    from clv_models.bench_models import default_data_dir
+
+    overrides: dict = {"shop.customers": customers}
+    if "data_dir" not in ctx.obj["overrides"]:
+        overrides["data_dir"] = default_data_dir(_config(ctx), name, customers)
+    return _config(ctx, **overrides)
+
+
+@bench.command("oracle")
+@click.option("--customers", type=int, default=100_000, show_default=True,
+              help="Customers of the generated shop (generated once, then reused).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the figures as JSON.")
+@click.pass_context
+def bench_oracle(ctx: click.Context, customers: int, json_path: Path | None) -> None:
+    """Each model's accuracy as a share of the oracle's on a generated shop.
+
+    Runs the whole chain (generate when absent, build, features, train, evaluate) and reports
+    every metric per model with its normalized Gini and MAE over the oracle's, and whether
+    deep_ziln reaches 0.97 of the oracle's normalized Gini and beats XGBoost. The shop lives in
+    DATA_DIR/bench-oracle-<customers> unless --data-dir is given.
+    """
+    import json
+
+    from clv_models.bench_models import bench_oracle as run_bench
+    from clv_models.bench_models import oracle_table
+
+    result = run_bench(_bench_config(ctx, "oracle", customers), console=console)
+    console.print(oracle_table(result))
+    console.print(f"device: {result.as_json()['device']}")
+    if json_path:
+        json_path.write_text(json.dumps(result.as_json(), indent=2, default=str))
+        console.print(f"wrote {json_path}")
+
+
+@bench.command("training")
+@click.option("--customers", type=int, default=1_000_000, show_default=True,
+              help="Customers of the shop generated when DATA_DIR holds none.")
+@click.option("--entity-rows", type=int, default=1_000_000, show_default=True,
+              help="About this many label rows (whole customers) for the retrieval.")
+@click.option("--rows", type=int, default=1_000_000, show_default=True,
+              help="Synthetic training rows of the deep-model throughput.")
+@click.option("--epochs", type=int, default=2, show_default=True,
+              help="Epochs of the deep-model throughput.")
+@click.option("--batch-sizes", default="16384", show_default=True,
+              help="Comma-separated batch sizes of the deep-model throughput.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True, help="auto: the CPU, and CUDA when present.")
+@click.option("--score-customers", type=int, default=1_000_000, show_default=True,
+              help="Customers scored end to end (at most the shop's).")
+@click.option("--only", type=click.Choice(["retrieval", "deep", "scoring"]), multiple=True,
+              help="Run only these measurements (repeatable; default: all three).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the figures as JSON.")
+@click.pass_context
+def bench_training(ctx: click.Context, customers: int, entity_rows: int, rows: int, epochs: int,
+                   batch_sizes: str, device: str, score_customers: int, only: tuple[str, ...],
+                   json_path: Path | None) -> None:
+    """Training-set retrieval vs an as-of join, deep-model samples/s, batch scoring.
+
+    Feast get_historical_features of the labels' entity rows ÷ one DuckDB ASOF JOIN over the
+    same Parquet files (values checked equal); the deep model's training throughput on
+    synthetic rows with the 52-week sequences (CPU, and CUDA when present); scoring customers
+    end to end into clv_scores, with the stage split. Scoring uses the saved models, or trains
+    them on the retrieved rows when there are none (reduce with --set deep.epochs=...). The shop
+    lives in DATA_DIR/bench-training-<customers> unless --data-dir is given; it is generated
+    and built when absent.
+    """
+    from clv_models.bench_models import PARTS
+    from clv_models.bench_models import bench_training as run_bench
+
+    try:
+        sizes = [int(b) for b in batch_sizes.split(",") if b.strip()]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--batch-sizes") from exc
+    cfg = (_config(ctx) if only == ("deep",)
+           else _bench_config(ctx, "training", customers))
+    result = run_bench(cfg, entity_cap=entity_rows, deep_rows=rows, deep_epochs=epochs,
+                       batch_sizes=sizes, device=device, score_customers=score_customers,
+                       parts=only or PARTS, echo=console.print)
+    _print_bench(result, json_path)
+
+
 @main.command()
 @click.pass_context
 def env(ctx: click.Context) -> None:

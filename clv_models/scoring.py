@@ -9,8 +9,9 @@ each customer's newest score per model.
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import duckdb
 import numpy as np
@@ -64,6 +65,10 @@ class ScoringResult:
     run_id: str
     as_of_date: dt.date
     rows: dict[str, int]
+    customers: int = 0
+    # Seconds per stage: ``features`` (Feast retrieval), ``score:<model>`` (predictions, drivers,
+    # deciles and segments of one model), ``write`` (the clv_scores transaction).
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 def deciles(values: np.ndarray, customer_ids: pd.Series) -> np.ndarray:
@@ -199,23 +204,36 @@ def write_scores(cfg: Config, scores: pd.DataFrame) -> None:
             con.unregister("new_scores")
 
 
-def score(cfg: Config, models: dict[str, CLVModel], as_of: dt.date | None = None
-          ) -> ScoringResult:
+def score(cfg: Config, models: dict[str, CLVModel], as_of: dt.date | None = None,
+          limit: int | None = None) -> ScoringResult:
     """Score every customer with features at ``as_of`` (default: the latest as-of date).
 
     Features come from Feast's offline store (the same point-in-time retrieval as training),
     one retrieval of the union of the models' feature services (``clv_v1`` always: the segment
-    rules read ``t_days`` and ``net_revenue``).
+    rules read ``t_days`` and ``net_revenue``). ``limit`` scores only the first customers by
+    id (benchmarks, samples); deciles and segments are then relative to those customers. The
+    result carries the seconds of each stage.
     """
+    seconds: dict[str, float] = {}
+    start = time.perf_counter()
     as_of, entities = features.scoring_entities(cfg, as_of)
+    if limit is not None:
+        entities = entities.head(limit)
     services = tuple(dict.fromkeys([features.FEATURE_SERVICE, *(
         m.metadata.get("feature_service", m.feature_service) for m in models.values())]))
     frame = features.historical_features(cfg, entities, services=services)
+    seconds["features"] = time.perf_counter() - start
     run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
     scored_at = dt.datetime.now(dt.timezone.utc)
-    parts = [score_frame(m, frame, as_of, run_id, scored_at)
-             for m in models.values()]
+    parts = []
+    for name, m in models.items():
+        start = time.perf_counter()
+        parts.append(score_frame(m, frame, as_of, run_id, scored_at))
+        seconds[f"score:{name}"] = time.perf_counter() - start
+    start = time.perf_counter()
     scores = pd.concat(parts, ignore_index=True)
     write_scores(cfg, scores)
+    seconds["write"] = time.perf_counter() - start
     return ScoringResult(run_id=run_id, as_of_date=as_of,
-                         rows={name: len(p) for name, p in zip(models, parts, strict=True)})
+                         rows={name: len(p) for name, p in zip(models, parts, strict=True)},
+                         customers=len(entities), seconds=seconds)
