@@ -1,15 +1,18 @@
+{{ config(materialized='clv_insert_by_as_of_date') }}
 -- The last 52 weeks before each as-of date t as two sequences for sequence models: net revenue
 -- and page views per week, week 0 = [t - 7, t), week i = [t - 7(i + 1), t - 7i). Activity days
 -- are paired with the as-of dates they precede by at most 364 days, summed per week (sparse),
 -- then spread into dense arrays by clv_dense_array_agg (a dispatched macro: the portable form is
 -- one conditional sum per week; DuckDB's list functions do it several times faster). A
--- customer without activity in the 52 weeks has no row (the mart fills zeros).
+-- customer without activity in the 52 weeks has no row (the mart fills zeros). Built a few
+-- as-of dates at a time (materialization clv_insert_by_as_of_date) to bound memory.
 {%- set n_weeks = 52 %}
 with
 
 as_of_dates as (
 
     select as_of_date from {{ ref('int_as_of_dates') }}
+    where {{ clv_as_of_batch('as_of_date') }}
 
 ),
 

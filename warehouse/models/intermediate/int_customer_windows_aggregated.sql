@@ -1,8 +1,10 @@
+{{ config(materialized='clv_insert_by_as_of_date') }}
 -- Activity in trailing windows before each as-of date t: for w in 7, 30, 90, 180 and 365 days,
 -- totals of the days in [t - w, t), and the previous 90-day window [t - 180, t - 90). Each
 -- activity day is paired with the as-of dates it precedes by at most 365 days (about 12
 -- monthly dates), and only the few measures the windows need travel with it. A customer
--- without activity in the 365 days before t has no row here (the marts fill 0).
+-- without activity in the 365 days before t has no row here (the marts fill 0). Built a few
+-- as-of dates at a time (materialization clv_insert_by_as_of_date) to bound memory.
 {%- set windows = [7, 30, 90, 180, 365] %}
 {%- set measures = {
     'orders': 'order_count', 'gross_revenue': 'gross_revenue', 'refunds': 'refund_amount',
@@ -14,6 +16,7 @@ with
 as_of_dates as (
 
     select as_of_date from {{ ref('int_as_of_dates') }}
+    where {{ clv_as_of_batch('as_of_date') }}
 
 ),
 
