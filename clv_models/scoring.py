@@ -40,14 +40,16 @@ create table if not exists clv_scores (
     run_id varchar not null
 )
 """
-LATEST_VIEW = """
-create or replace view clv_scores_latest as
+#: Each customer's newest row per model (also what the BI snapshot stores as a table, and the
+#: view dbt's on-run-start hook creates: warehouse/macros/clv_create_scores_table.sql).
+LATEST_SELECT = """
 select *
 from clv_scores
 qualify row_number() over (
     partition by customer_id, model_name order by as_of_date desc, scored_at desc
 ) = 1
 """
+LATEST_VIEW = f"create or replace view clv_scores_latest as {LATEST_SELECT}"
 SEGMENTS = ("new", "champions", "loyal", "at risk", "hibernating")
 NEW_CUSTOMER_DAYS = 90  # first order less than this many days before the as-of date
 LIKELY_BUYER = 0.5  # p_purchase at or above: expected to buy again in the horizon

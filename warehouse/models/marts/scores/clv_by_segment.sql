@@ -1,0 +1,51 @@
+-- Predicted CLV per business segment of every scored set (as-of date, model, model version):
+-- how many customers each segment holds and what share of the predicted value.
+with
+
+scores as (
+
+    select * from {{ ref('stg_clv__scores') }}
+
+),
+
+segments as (
+
+    select
+        as_of_date,
+        model_name,
+        model_version,
+        segment,
+        max(horizon_days) as horizon_days,
+        count(*) as customers,
+        sum(predicted_clv) as predicted_clv_total,
+        avg(p_purchase) as p_purchase_mean,
+        max(scored_at) as scored_at
+    from scores
+    group by as_of_date, model_name, model_version, segment
+
+)
+
+select
+    as_of_date,
+    model_name,
+    model_version,
+    cast(horizon_days as integer) as horizon_days,
+    segment,
+    cast(customers as integer) as customers,
+    cast(
+        customers * 1.0
+        / sum(customers) over (partition by as_of_date, model_name, model_version)
+        as {{ clv_type_double() }}
+    ) as customer_share,
+    cast(predicted_clv_total as {{ clv_type_double() }}) as predicted_clv_total,
+    cast(predicted_clv_total / customers as {{ clv_type_double() }}) as predicted_clv_mean,
+    cast(
+        predicted_clv_total
+        / nullif(sum(predicted_clv_total) over (
+            partition by as_of_date, model_name, model_version
+        ), 0)
+        as {{ clv_type_double() }}
+    ) as predicted_clv_share,
+    cast(p_purchase_mean as {{ clv_type_double() }}) as p_purchase_mean,
+    scored_at
+from segments
