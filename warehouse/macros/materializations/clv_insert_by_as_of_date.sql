@@ -60,7 +60,7 @@
   {%- endcall %}
   {%- for batch in batches[1:] %}
     {%- do log(model.name ~ ": as-of dates " ~ batch[0] ~ " .. " ~ batch[-1]
-               ~ " (batch " ~ loop.index + 1 ~ " of " ~ batches | length ~ ")") %}
+               ~ " (batch " ~ (loop.index + 1) ~ " of " ~ (batches | length) ~ ")", info=True) %}
     {% call statement('insert_batch_' ~ loop.index) -%}
       insert into {{ intermediate_relation }} {{ clv_as_of_batch_sql(sql, batch) }}
     {%- endcall %}
