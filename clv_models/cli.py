@@ -70,7 +70,7 @@ def main(ctx: click.Context, config_path: Path | None, data_dir: Path | None,
     """Customer lifetime value: dbt on DuckDB -> Feast -> XGBoost + PyTorch -> scores.
 
     Run `clv run` for the whole chain on a generated shop, or the stages one by one:
-    generate, build, features, train, evaluate, score.
+    generate, build, features, train, evaluate, score (publish: the copy BI tools read).
     """
     overrides = _parse_set(settings)
     if data_dir is not None:
@@ -175,15 +175,22 @@ def import_csv(ctx: click.Context, table: str, path: Path, mapping: tuple[str, .
 @click.argument("dbt_args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
 def build(ctx: click.Context, dbt_args: tuple[str, ...]) -> None:
-    """`dbt build` of warehouse/ (extra arguments go to dbt, e.g. `clv build --select marts`)."""
-    from clv_models import warehouse
+    """`dbt build` of warehouse/ (extra arguments go to dbt, e.g. `clv build --select marts`),
+    then publish the scores and BI models to DATA_DIR/bi for BI tools (see `clv publish`)."""
+    from clv_models import bi, warehouse
 
     cfg = _config(ctx)
     if dbt_args:
         result = warehouse.run_dbt(cfg, ["build", *dbt_args], echo=click.echo)
         console.print(f"{result.passed}/{result.nodes_total} nodes ok")
+        try:
+            console.print(f"published for BI: {bi.publish(cfg).summary()}")
+        except bi.PublishError as exc:  # a partial build may leave the BI models behind
+            console.print(f"[yellow]not published for BI[/yellow]: {exc}")
     else:
-        _pipeline(cfg).build()
+        p = _pipeline(cfg)
+        p.build()
+        p.publish(refresh=False)
 
 
 @main.command()
@@ -233,6 +240,23 @@ def score(ctx: click.Context, as_of) -> None:
     result = scoring.score(cfg, models, as_of=as_of.date() if as_of else None)
     console.print(f"run {result.run_id}: scored {result.rows} at {result.as_of_date} -> "
                   f"{cfg.resolved().warehouse_path}:clv_scores")
+    _pipeline(cfg).publish()
+
+
+@main.command()
+@click.option("--skip-dbt", is_flag=True,
+              help="Copy the BI models as they are instead of rebuilding them on the scores.")
+@click.pass_context
+def publish(ctx: click.Context, skip_dbt: bool) -> None:
+    """Publish clv_scores and the BI models to DATA_DIR/bi for BI tools, swapped in atomically.
+
+    Rebuilds the dbt models on the scores (dbt build --select source:clv+, data tests
+    included), then writes DATA_DIR/bi/clv_bi.duckdb and DATA_DIR/bi/parquet/<table>.parquet
+    under temporary names and renames them over the published ones: a BI tool reading them
+    sees the previous or the new complete set, and never holds the warehouse's lock. `clv
+    build` and `clv score` publish by themselves; README "BI access" says how to connect.
+    """
+    _pipeline(_config(ctx)).publish(refresh=not skip_dbt)
 
 
 @main.group()

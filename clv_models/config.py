@@ -152,6 +152,11 @@ class Config:
     def warehouse_path(self) -> Path:
         return self.data_dir / "warehouse.duckdb"
 
+    @property
+    def bi_dir(self) -> Path:
+        """The copy of the scores published for BI tools (:mod:`clv_models.bi`)."""
+        return self.data_dir / "bi"
+
     def resolved(self) -> Config:
         """Return a copy whose paths are absolute (Feast and dbt run from other directories)."""
         return dataclasses.replace(

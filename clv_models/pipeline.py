@@ -7,6 +7,7 @@ files in the data directory, so nothing but the files ties one stage to the next
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from dataclasses import dataclass, field
 
@@ -14,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from clv_models import evaluation, features, scoring, training, warehouse
+from clv_models import bi, evaluation, features, scoring, training, warehouse
 from clv_models.config import Config
 from clv_models.generate import generate_shop
 from clv_models.report import (
@@ -47,6 +48,7 @@ class Pipeline:
     report: evaluation.EvaluationReport | None = None
     html: HtmlReport | None = None
     scores: scoring.ScoringResult | None = None
+    publication: bi.Publication | None = None
     counts: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -142,17 +144,29 @@ class Pipeline:
                    f"{self.report.customers:,} customers at {self.report.as_of_date} -> "
                    f"{self.html.latest}")
 
-    def score(self) -> None:
+    def score(self, as_of: dt.date | None = None) -> None:
         start = time.perf_counter()
         models = self.models or training.load_models(self.cfg, training.PRODUCT_MODELS)
         product = {k: v for k, v in models.items() if k in training.PRODUCT_MODELS}
         with self.console.status("  scoring"):
-            self.scores = scoring.score(self.cfg, product)
+            self.scores = scoring.score(self.cfg, product, as_of=as_of)
         total = sum(self.scores.rows.values())
         per_model = ", ".join(f"{k} {v:,}" for k, v in self.scores.rows.items())
         self._done("score", start,
                    f"{total:,} rows ({per_model}) at {self.scores.as_of_date} -> "
                    f"{self.cfg.warehouse_path}:clv_scores")
+
+    def publish(self, refresh: bool = True) -> None:
+        """Publish the scores and the BI models for BI tools (:mod:`clv_models.bi`).
+
+        With ``refresh`` the dbt models on the scores are rebuilt (and tested) first, as after
+        scoring; after a full ``dbt build`` they are current already.
+        """
+        start = time.perf_counter()
+        with self.console.status("  dbt build of the models on the scores" if refresh
+                                 else "  publishing"):
+            self.publication = bi.refresh(self.cfg) if refresh else bi.publish(self.cfg)
+        self._done("publish", start, self.publication.summary())
 
     def run(self, generate: bool = True) -> None:
         """All stages in order."""
@@ -163,6 +177,7 @@ class Pipeline:
         self.train()
         self.evaluate()
         self.score()
+        self.publish()
         self.print_summary()
 
     # -- summary ------------------------------------------------------------------------------
@@ -193,8 +208,9 @@ class Pipeline:
         c = self.cfg
         self.console.print(
             f"Outputs: warehouse [bold]{c.warehouse_path}[/bold] (tables clv_scores, "
-            f"clv_scores_latest); features {c.features_dir}; Feast registry and online store "
-            f"{c.feast_dir}; models {c.models_dir}; reports {c.reports_dir}")
+            f"clv_scores_latest); BI copy {c.bi_dir}; features {c.features_dir}; Feast "
+            f"registry and online store {c.feast_dir}; models {c.models_dir}; reports "
+            f"{c.reports_dir}")
         if self.html is not None:
             self.console.print(f"Report: [bold]{self.html.latest}[/bold] "
                                f"(this run: {self.html.index})")
