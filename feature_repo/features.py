@@ -3,14 +3,16 @@
 The sources are the Parquet files that dbt exports (``warehouse/models/marts``); their location
 comes from ``CLV_FEATURES_DIR`` (set by the ``clv`` CLI; by hand, ``eval "$(clv env)"``) and is
 made absolute, so nothing depends on the current directory. Column
-meanings are documented in the marts' YAML (``dbt docs``).
+meanings are documented in the marts' YAML (``dbt docs``). The views that orders and returns
+change read their mart through a push source (``<view>_push``), so live events can update a
+customer's online row between builds (``clv push-event``, ``clv_models.live``).
 """
 
 import os
 from datetime import timedelta
 from pathlib import Path
 
-from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
+from feast import Entity, FeatureService, FeatureView, Field, FileSource, PushSource, ValueType
 from feast.types import Array, Float32, Float64, Int32, String
 
 if not os.environ.get("CLV_FEAST_DIR") or not os.environ.get("CLV_FEATURES_DIR"):
@@ -41,6 +43,17 @@ def mart_source(model: str) -> FileSource:
     )
 
 
+def live_source(model: str) -> PushSource:
+    """A push source over the mart ``model``: batch rows come from its Parquet export
+    (materialization, training retrieval); ``clv push-event`` (``clv_models.live``) pushes a
+    customer's updated row straight to the online store when an order or return arrives."""
+    return PushSource(
+        name=f"{model}_push",
+        batch_source=mart_source(model),
+        description=f"Live updates of {model} rows (order and return events).",
+    )
+
+
 customer_rfm = FeatureView(
     name="customer_rfm",
     entities=[customer],
@@ -59,7 +72,7 @@ customer_rfm = FeatureView(
         Field(name="first_order_value", dtype=Float64, description="First purchase day revenue."),
     ],
     online=True,
-    source=mart_source("customer_rfm"),
+    source=live_source("customer_rfm"),
     tags={"dbt_model": "customer_rfm"},
 )
 
@@ -107,7 +120,7 @@ customer_timeseries = FeatureView(
         Field(name="weekly_views_52w", dtype=Array(Float32)),
     ],
     online=True,
-    source=mart_source("customer_timeseries"),
+    source=live_source("customer_timeseries"),
     tags={"dbt_model": "customer_timeseries"},
 )
 
@@ -122,7 +135,7 @@ customer_returns = FeatureView(
         Field(name="mean_days_to_return", dtype=Float64),
     ],
     online=True,
-    source=mart_source("customer_returns"),
+    source=live_source("customer_returns"),
     tags={"dbt_model": "customer_returns"},
 )
 
@@ -139,7 +152,7 @@ customer_engagement = FeatureView(
         Field(name="views_since_last_order", dtype=Int32),
     ],
     online=True,
-    source=mart_source("customer_engagement"),
+    source=live_source("customer_engagement"),
     tags={"dbt_model": "customer_engagement"},
 )
 
