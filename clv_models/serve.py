@@ -1,0 +1,384 @@
+"""The online CLV endpoint (``clv serve``): predicted CLV for customers from the Feast online
+store, over HTTP (FastAPI + uvicorn).
+
+One process serves one trained model, loaded once at start-up (JSON, XGBoost JSON and
+``torch.load(weights_only=True)``: no pickle). A request reads the customers' features from the
+online store through the model's own feature service (``metadata["feature_service"]``, the
+set it was trained on), predicts and answers the ``clv_scores`` fields. Live order and return
+events pushed with ``clv push-event`` (:mod:`clv_models.live`) are visible to the next request.
+
+API (OpenAPI schema at ``/openapi.json``, interactive docs at ``/docs``):
+
+* ``GET /health``: model name and version, whether the online store answers (503 when not),
+  where deciles come from. Never needs the token, so load balancers can probe it.
+* ``GET /v1/clv/{customer_id}[?explain=true]``: one customer; 404 when the online store has no
+  features for the id, 422 for a malformed id.
+* ``POST /v1/clv[?explain=true]`` with ``{"customer_ids": [...]}`` (1 to 1,000 ids): the known
+  customers' results in request order and the unknown ids in ``not_found``; 422 for a
+  malformed body.
+
+Deciles and segments follow batch scoring (:func:`clv_models.scoring.segments`): the decile is
+the one the prediction falls in among the latest batch scoring of the same model version
+(``clv_scores``, cut points read once at start-up, ties broken by customer id as in batch
+scoring), so a customer whose online features equal the batch's gets the batch's decile and
+segment. Without such a scoring (none yet, or the warehouse locked by a build at start-up)
+``clv_decile`` is null and no customer is a champion. The "high historical value" threshold of
+the ``at risk`` rule is the 80th percentile of net revenue to date over the customers of that
+as-of date, as in batch scoring.
+
+Security defaults: the server listens on 127.0.0.1. It refuses to listen on any other address
+unless a token is configured (the environment variable named by ``--token-env``, default
+``CLV_API_TOKEN``, at least 16 characters); with a token, every ``/v1`` request needs
+``Authorization: Bearer <token>`` (compared in constant time), else 401.
+"""
+
+# No ``from __future__ import annotations``: FastAPI reads the route functions' annotations
+# (Annotated[..., Depends(...)]) at run time, including names local to create_app.
+import datetime as dt
+import ipaddress
+import json
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+from fastapi import Depends, FastAPI, HTTPException, Query
+from fastapi import Path as PathParam
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from clv_models import __version__, features, scoring
+from clv_models.config import Config
+
+if TYPE_CHECKING:
+    from clv_models.models import CLVModel
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+DEFAULT_MODEL = "deep_ziln"
+DEFAULT_TOKEN_ENV = "CLV_API_TOKEN"  # noqa: S105 - the name of a variable, not a secret
+MIN_TOKEN_LENGTH = 16
+MAX_BATCH = 1000
+MAX_ID_LENGTH = 128
+#: Customer ids: letters, digits and ``_ . : @ -``, starting with a letter or digit.
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$"
+SEGMENT_FEATURES = ("t_days", "net_revenue")  # what the segment rules read besides predictions
+
+
+class ServeError(RuntimeError):
+    """The endpoint cannot start as asked; the message says why and what to do."""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address (or ``localhost``): only this machine can
+    connect. ``0.0.0.0``, ``::`` and other names count as reachable from elsewhere."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_binding(host: str, token: str | None, token_env: str = DEFAULT_TOKEN_ENV) -> None:
+    """Refuse a non-loopback ``host`` without a token, and a token that is too short."""
+    if token is not None and len(token) < MIN_TOKEN_LENGTH:
+        raise ServeError(f"{token_env} is shorter than {MIN_TOKEN_LENGTH} characters: use a "
+                         "long random token, e.g. `python -c 'import secrets; "
+                         "print(secrets.token_urlsafe(32))'`")
+    if not is_loopback(host) and not token:
+        raise ServeError(f"refusing to listen on {host} without a token: set {token_env} "
+                         f"(at least {MIN_TOKEN_LENGTH} characters) so that clients must send "
+                         f"`Authorization: Bearer <token>`, or listen on {DEFAULT_HOST}")
+
+
+@dataclass
+class Reference:
+    """What single-customer deciles and segments are relative to: the latest batch scoring of
+    the served model version.
+
+    ``cuts[d - 1]`` is the lowest-ranked ``(predicted_clv, customer_id)`` of decile ``d``
+    (1..9); None when no batch scoring of this version could be read (``detail`` says why).
+    """
+
+    as_of_date: dt.date | None
+    cuts: list[tuple[float, str]] | None
+    high_value: float | None
+    detail: str
+
+    def decile(self, value: float, customer_id: str) -> int | None:
+        """The decile of ``value`` among the batch scores (ties by customer id, as
+        :func:`clv_models.scoring.deciles`)."""
+        if self.cuts is None:
+            return None
+        for d, (cut_value, cut_id) in enumerate(self.cuts, start=1):
+            if (-value, customer_id) <= (-cut_value, cut_id):
+                return d
+        return len(self.cuts) + 1
+
+
+def load_reference(cfg: Config, model: "CLVModel") -> Reference:
+    """Decile cut points of the latest ``clv_scores`` of ``model``'s version and the
+    segments' high-value threshold at that as-of date (read once; the warehouse is opened
+    read-only and closed at once, so builds are blocked only for that moment)."""
+    cfg = cfg.resolved()
+    cuts: list[tuple[float, str]] | None = None
+    as_of: dt.date | None = None
+    detail = "no clv_scores of this model version: run `clv score`"
+    if cfg.warehouse_path.exists():
+        try:
+            with duckdb.connect(str(cfg.warehouse_path), read_only=True) as con:
+                scores = con.execute(
+                    "select customer_id, predicted_clv, clv_decile, as_of_date from clv_scores "
+                    "where model_name = ? and model_version = ? and as_of_date = ("
+                    "  select max(as_of_date) from clv_scores "
+                    "  where model_name = ? and model_version = ?)",
+                    [model.name, model.version] * 2).df()
+        except duckdb.Error as exc:
+            scores, detail = None, f"clv_scores not readable ({type(exc).__name__}: {exc})"
+        if scores is not None and not scores.empty:
+            as_of = pd.Timestamp(scores["as_of_date"].iloc[0]).date()
+            cuts = []
+            for _, group in scores.groupby("clv_decile"):
+                last = group.sort_values(["predicted_clv", "customer_id"],
+                                         ascending=[True, False]).iloc[0]
+                cuts.append((float(last["predicted_clv"]), str(last["customer_id"])))
+            cuts = cuts[:-1]
+            detail = f"clv_scores at {as_of} ({len(scores):,} customers)"
+    high_value = None
+    path = cfg.features_dir / "customer_rfm.parquet"
+    if path.exists():
+        with duckdb.connect() as con:
+            if as_of is None:
+                as_of = con.execute("select max(as_of_date) from read_parquet(?)",
+                                    [str(path)]).fetchone()[0]
+            net = con.execute("select net_revenue from read_parquet(?) where as_of_date = ?",
+                              [str(path), as_of]).fetchnumpy()["net_revenue"]
+        net = np.asarray(net, dtype=float)
+        net = net[np.isfinite(net)]
+        high_value = (float(np.quantile(net, scoring.HIGH_HISTORY_QUANTILE)) if len(net)
+                      else None)
+    return Reference(as_of_date=as_of, cuts=cuts, high_value=high_value, detail=detail)
+
+
+class CLVService:
+    """The model, the Feast store and the scoring reference of one endpoint process.
+
+    Feast's SQLite connection is shared, so reads and predictions run one at a time (a lock);
+    the work per request is small (one indexed read, one forward pass).
+    """
+
+    def __init__(self, cfg: Config, model_name: str = DEFAULT_MODEL) -> None:
+        from clv_models import training
+
+        self.cfg = cfg.resolved()
+        if model_name not in training.MODEL_NAMES:
+            raise ServeError(f"unknown model {model_name!r}; one of {training.MODEL_NAMES}")
+        self.model = training.load_models(self.cfg, (model_name,))[model_name]
+        self.store = features.feature_store(self.cfg)
+        self.service = self.model.metadata.get("feature_service", self.model.feature_service)
+        svc = self.store.get_feature_service(self.service)
+        refs = [f"{p.name_to_use()}:{f.name}" for p in svc.feature_view_projections
+                for f in p.features]
+        names = [r.split(":", 1)[1] for r in refs]
+        refs += [f"customer_rfm:{n}" for n in SEGMENT_FEATURES if n not in names]
+        self.refs = refs
+        self.reference = load_reference(self.cfg, self.model)
+        self.horizon_days = int(self.model.metadata["horizon_days"])
+        self._lock = threading.Lock()
+
+    def online_frame(self, customer_ids: list[str]) -> tuple[pd.DataFrame, list[dt.date | None]]:
+        """The customers' online features (one row per id, in order) and each row's as-of
+        date (None where the online store has nothing for the id)."""
+        values = self.store.get_online_features(
+            features=self.refs,
+            entity_rows=[{features.ENTITY_KEY: c} for c in customer_ids],
+        ).to_dict(include_event_timestamps=True)
+        stamps = values.get("t_days__ts", [0] * len(customer_ids))
+        frame = pd.DataFrame({k: v for k, v in values.items() if not k.endswith("__ts")})
+        as_of = [dt.datetime.fromtimestamp(int(s), tz=dt.timezone.utc).date() if s else None
+                 for s in stamps]
+        return frame, as_of
+
+    def score(self, customer_ids: list[str],
+              explain: bool = False) -> tuple[list[dict[str, Any]], list[str]]:
+        """Results for the known customers (in the order asked, duplicates answered once)
+        and the ids the online store does not know.
+
+        A customer is unknown when every feature of the model's service is null (Feast's
+        answer for an id it has no row for).
+        """
+        ids = list(dict.fromkeys(customer_ids))
+        with self._lock:
+            frame, as_of = self.online_frame(ids)
+            feature_cols = [c for c in frame.columns if c != features.ENTITY_KEY]
+            known = frame[feature_cols].notna().any(axis=1).to_numpy()
+            frame = frame[known].reset_index(drop=True)
+            pred = self.model.predict(frame, explain=explain) if len(frame) else None
+        missing = [c for c, k in zip(ids, known, strict=True) if not k]
+        if pred is None:
+            return [], missing
+        known_ids = frame[features.ENTITY_KEY].tolist()
+        deciles = [self.reference.decile(float(v), c)
+                   for v, c in zip(pred.predicted_clv, known_ids, strict=True)]
+        rank = np.array([d if d is not None else 11 for d in deciles])  # 11: never a champion
+        segment = scoring.segments(
+            rank, pred.p_purchase,
+            frame["t_days"].to_numpy(dtype=float, na_value=np.nan),
+            frame["net_revenue"].to_numpy(dtype=float, na_value=np.nan),
+            high_value=(self.reference.high_value if self.reference.high_value is not None
+                        else np.inf))
+        dates = [d for d, k in zip(as_of, known, strict=True) if k]
+
+        def opt(values: np.ndarray | None, i: int) -> float | None:
+            return None if values is None or not np.isfinite(values[i]) else float(values[i])
+
+        results = []
+        for i, cid in enumerate(known_ids):
+            result = {
+                "customer_id": cid, "as_of_date": dates[i], "horizon_days": self.horizon_days,
+                "model_name": self.model.name, "model_version": self.model.version,
+                "predicted_clv": float(pred.predicted_clv[i]),
+                "p_purchase": opt(pred.p_purchase, i), "clv_p10": opt(pred.clv_p10, i),
+                "clv_p50": opt(pred.clv_p50, i), "clv_p90": opt(pred.clv_p90, i),
+                "clv_decile": deciles[i], "segment": str(segment[i]),
+            }
+            if explain and pred.top_drivers is not None and pred.top_drivers[i]:
+                result["top_drivers"] = json.loads(pred.top_drivers[i])
+            results.append(result)
+        return results, missing
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """Whether the online store answers a read, with the model and the reference."""
+        start = time.perf_counter()
+        try:
+            with self._lock:
+                self.store.get_online_features(
+                    features=self.refs[:1], entity_rows=[{features.ENTITY_KEY: "__health__"}])
+            store = {"ok": True, "type": self.store.config.online_store.type,
+                     "read_ms": round((time.perf_counter() - start) * 1000, 2)}
+        except Exception as exc:  # any failure means "not healthy"
+            store = {"ok": False, "type": self.store.config.online_store.type,
+                     "error": f"{type(exc).__name__}: {exc}"}
+        return store["ok"], {
+            "status": "ok" if store["ok"] else "degraded",
+            "model_name": self.model.name, "model_version": self.model.version,
+            "feature_service": self.service, "horizon_days": self.horizon_days,
+            "online_store": store,
+            "deciles": {"as_of_date": self.reference.as_of_date,
+                        "available": self.reference.cuts is not None,
+                        "source": self.reference.detail},
+        }
+
+
+CustomerId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH,
+                                              pattern=ID_PATTERN)]
+
+
+class Driver(BaseModel):
+    """A feature and how much it pushed the prediction (model units, see README)."""
+
+    feature: str
+    contribution: float
+
+
+class CLVResult(BaseModel):
+    """One customer's prediction: the ``clv_scores`` fields."""
+
+    customer_id: str
+    as_of_date: dt.date | None = Field(description="As-of date of the online features.")
+    horizon_days: int
+    model_name: str
+    model_version: str
+    predicted_clv: float = Field(description="Expected net revenue in the horizon.")
+    p_purchase: float | None = Field(description="P(at least one purchase in the horizon).")
+    clv_p10: float | None
+    clv_p50: float | None
+    clv_p90: float | None
+    clv_decile: int | None = Field(
+        description="1 = highest, among the latest batch scoring of this model version.")
+    segment: str
+    top_drivers: list[Driver] | None = Field(
+        default=None, description="With ?explain=true: the features that pushed most.")
+
+
+class BatchRequest(BaseModel):
+    """Up to ``MAX_BATCH`` customer ids; nothing else."""
+
+    model_config = ConfigDict(extra="forbid")
+    customer_ids: list[CustomerId] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class BatchResponse(BaseModel):
+    """The known customers' results in request order, and the unknown ids."""
+
+    results: list[CLVResult]
+    not_found: list[str] = Field(description="Ids the online store has no features for.")
+
+
+def create_app(service: CLVService, token: str | None = None) -> FastAPI:
+    """The FastAPI application over ``service``; with ``token``, ``/v1`` routes need
+    ``Authorization: Bearer <token>``."""
+    bearer = HTTPBearer(auto_error=False, description="Required when the server has a token.")
+    expected = token.encode() if token else None
+
+    def authorize(credentials: Annotated[HTTPAuthorizationCredentials | None,
+                                         Depends(bearer)]) -> None:
+        if expected is None:
+            return
+        given = credentials.credentials.encode() if credentials else b""
+        if not secrets.compare_digest(given, expected):
+            raise HTTPException(status_code=401, detail="missing or wrong bearer token",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    app = FastAPI(title="CLV endpoint", version=__version__,
+                  description="Predicted customer lifetime value from the Feast online store.")
+
+    @app.get("/health")
+    def health() -> JSONResponse:
+        """Model, online store status (503 when it does not answer) and decile source."""
+        ok, body = service.health()
+        return JSONResponse(json.loads(json.dumps(body, default=str)),
+                            status_code=200 if ok else 503)
+
+    @app.get("/v1/clv/{customer_id}", response_model=CLVResult,
+             dependencies=[Depends(authorize)], responses={404: {"description": "Unknown id"}})
+    def clv_one(customer_id: Annotated[str, PathParam(min_length=1, max_length=MAX_ID_LENGTH,
+                                                      pattern=ID_PATTERN)],
+                explain: Annotated[bool, Query()] = False) -> dict[str, Any]:
+        """Predicted CLV of one customer."""
+        results, _ = service.score([customer_id], explain=explain)
+        if not results:
+            raise HTTPException(status_code=404,
+                                detail=f"customer {customer_id!r} has no features online")
+        return results[0]
+
+    @app.post("/v1/clv", response_model=BatchResponse, dependencies=[Depends(authorize)])
+    def clv_batch(request: BatchRequest,
+                  explain: Annotated[bool, Query()] = False) -> dict[str, Any]:
+        """Predicted CLV of up to 1,000 customers; unknown ids are listed in not_found."""
+        results, missing = service.score(request.customer_ids, explain=explain)
+        return {"results": results, "not_found": missing}
+
+    return app
+
+
+def serve(cfg: Config, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+          model_name: str = DEFAULT_MODEL, token: str | None = None,
+          token_env: str = DEFAULT_TOKEN_ENV, log_level: str = "info",
+          echo=print) -> None:
+    """Check the binding, load the model and the store, then run uvicorn until stopped."""
+    import uvicorn
+
+    check_binding(host, token, token_env)
+    service = CLVService(cfg, model_name)
+    app = create_app(service, token)
+    echo(f"serving {service.model.name} {service.model.version} (feature service "
+         f"{service.service}; deciles: {service.reference.detail}) on http://{host}:{port} "
+         f"{'with' if token else 'without'} a bearer token")
+    uvicorn.run(app, host=host, port=port, log_level=log_level)
