@@ -8,8 +8,8 @@ orders as (
         'orders' as source_table,
         order_id as record_id,
         customer_id,
-        ordered_at_raw as event_at_raw,
-        order_total_raw as amount_raw,
+        coalesce(ordered_at_raw, {{ clv_as_text('ordered_at') }}) as event_at_raw,
+        coalesce(order_total_raw, {{ clv_as_text('order_total') }}) as amount_raw,
         coalesce(quarantine_reason, 'duplicate order_id') as reason
     from {{ ref('base_raw__orders') }}
     where quarantine_reason is not null or copy_number > 1
@@ -22,8 +22,8 @@ returns as (
         'returns' as source_table,
         return_id as record_id,
         customer_id,
-        returned_at_raw as event_at_raw,
-        refund_amount_raw as amount_raw,
+        coalesce(returned_at_raw, {{ clv_as_text('returned_at') }}) as event_at_raw,
+        coalesce(refund_amount_raw, {{ clv_as_text('refund_amount') }}) as amount_raw,
         coalesce(quarantine_reason, 'duplicate return_id') as reason
     from {{ ref('base_raw__returns') }}
     where quarantine_reason is not null or copy_number > 1
@@ -36,7 +36,7 @@ page_views as (
         'page_views' as source_table,
         session_id as record_id,
         customer_id,
-        viewed_at_raw as event_at_raw,
+        coalesce(viewed_at_raw, {{ clv_as_text('viewed_at') }}) as event_at_raw,
         cast(null as {{ dbt.type_string() }}) as amount_raw,
         quarantine_reason as reason
     from {{ ref('base_raw__page_views') }}
@@ -50,7 +50,7 @@ customers as (
         'customers' as source_table,
         customer_id as record_id,
         customer_id,
-        signup_at_raw as event_at_raw,
+        coalesce(signup_at_raw, {{ clv_as_text('signup_at') }}) as event_at_raw,
         cast(null as {{ dbt.type_string() }}) as amount_raw,
         coalesce(quarantine_reason, 'duplicate customer_id') as reason
     from {{ ref('base_raw__customers') }}

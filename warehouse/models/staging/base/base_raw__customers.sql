@@ -19,7 +19,9 @@ typed as (
         {{ clv_utc_timestamp(clv_column(columns, 'signup_at')) }} as signup_at,
         {{ clv_clean_id(clv_column(columns, 'country')) }} as country,
         {{ clv_clean_id(clv_column(columns, 'acquisition_channel')) }} as acquisition_channel,
-        {{ clv_as_text(clv_column(columns, 'signup_at')) }} as signup_at_raw
+        {{ clv_unparsed_as_text(clv_column(columns, 'signup_at'),
+                                clv_utc_timestamp(clv_column(columns, 'signup_at'))) }}
+            as signup_at_raw
     from source
 
 ),
@@ -30,7 +32,7 @@ checked as (
         *,
         case
             when customer_id is null then 'missing customer_id'
-            when signup_at is null and signup_at_raw is not null then 'unparseable signup_at'
+            when signup_at_raw is not null then 'unparseable signup_at'
             when signup_at > {{ dbt.current_timestamp() }} then 'signup_at in the future'
         end as quarantine_reason
     from typed

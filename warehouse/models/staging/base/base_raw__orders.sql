@@ -22,8 +22,11 @@ typed as (
         {{ clv_utc_timestamp(clv_column(columns, 'ordered_at')) }} as ordered_at,
         {{ dbt.safe_cast(clv_column(columns, 'order_total'), clv_type_double()) }}
             as order_total,
-        {{ clv_as_text(clv_column(columns, 'ordered_at')) }} as ordered_at_raw,
-        {{ clv_as_text(clv_column(columns, 'order_total')) }} as order_total_raw
+        {{ clv_unparsed_as_text(clv_column(columns, 'ordered_at'),
+                                clv_utc_timestamp(clv_column(columns, 'ordered_at'))) }}
+            as ordered_at_raw,
+        {{ clv_unparsed_as_text(clv_column(columns, 'order_total'), dbt.safe_cast(
+            clv_column(columns, 'order_total'), clv_type_double())) }} as order_total_raw
     from source
 
 ),

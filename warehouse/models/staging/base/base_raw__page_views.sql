@@ -21,7 +21,9 @@ typed as (
         lower({{ clv_clean_id(clv_column(columns, 'page_type')) }}) as page_type,
         {{ clv_clean_id(clv_column(columns, 'product_id')) }} as product_id,
         {{ clv_clean_id(clv_column(columns, 'category')) }} as category,
-        {{ clv_as_text(clv_column(columns, 'viewed_at')) }} as viewed_at_raw
+        {{ clv_unparsed_as_text(clv_column(columns, 'viewed_at'),
+                                clv_utc_timestamp(clv_column(columns, 'viewed_at'))) }}
+            as viewed_at_raw
     from source
 
 )

@@ -37,8 +37,11 @@ typed as (
         {{ clv_utc_timestamp(clv_column(columns, 'returned_at')) }} as returned_at,
         {{ dbt.safe_cast(clv_column(columns, 'refund_amount'), clv_type_double()) }}
             as refund_amount,
-        {{ clv_as_text(clv_column(columns, 'returned_at')) }} as returned_at_raw,
-        {{ clv_as_text(clv_column(columns, 'refund_amount')) }} as refund_amount_raw
+        {{ clv_unparsed_as_text(clv_column(columns, 'returned_at'),
+                                clv_utc_timestamp(clv_column(columns, 'returned_at'))) }}
+            as returned_at_raw,
+        {{ clv_unparsed_as_text(clv_column(columns, 'refund_amount'), dbt.safe_cast(
+            clv_column(columns, 'refund_amount'), clv_type_double())) }} as refund_amount_raw
     from source
 
 ),
