@@ -1,0 +1,132 @@
+"""``clv bench cdnow`` on a small CDNOW-format file: the folds, the file lookup, the verdicts and
+one end-to-end run through the CLI (real import, dbt, Feast, XGBoost and torch; tiny models)."""
+
+import datetime as dt
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from clv_models import bench_cdnow
+from clv_models.bench_cdnow import (
+    DESIGN_REFERENCE_ROWS,
+    beats,
+    cdnow_master_path,
+    customer_folds,
+    fold_parts,
+    targets,
+)
+from clv_models.cli import main
+from clv_models.metrics import METRIC_KEYS
+
+FIXTURE = Path(__file__).parent / "fixtures" / "cdnow_sample.txt"
+
+
+def cdnow_file(path: Path, customers: int = 240, seed: int = 3) -> Path:
+    """The fixture's lines plus seeded synthetic customers in CDNOW's format and period.
+
+    Everyone's first purchase is in Q1 1997, as in CDNOW; repeat purchases follow a Poisson
+    process until a geometric dropout; the last record is on 1998-06-30, as in CDNOW.
+    """
+    rng = np.random.default_rng(seed)
+    lines = FIXTURE.read_text().splitlines()
+    start, end = dt.date(1997, 1, 1), dt.date(1998, 6, 30)
+    for i in range(customers):
+        day = start + dt.timedelta(days=int(rng.integers(0, 90)))
+        rate, spend = rng.gamma(0.6, 1 / 40), rng.lognormal(3.2, 0.6)
+        while day <= end:
+            cds = int(rng.integers(1, 4))
+            lines.append(f" {i + 10:05d} {day:%Y%m%d} {cds} {spend * cds / 2:.2f}")
+            if rng.random() < 0.15:
+                break
+            day += dt.timedelta(days=1 + int(rng.exponential(1 / max(rate, 1e-3))))
+    lines.append(f" 00001 {end:%Y%m%d} 1 9.99")  # the data end on the holdout's last day
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+# -- folds ---------------------------------------------------------------------------------------
+def test_folds_are_customer_disjoint_balanced_and_seeded():
+    ids = np.array([f"C{i % 53:03d}" for i in range(400)])  # customers on several rows
+    folds = customer_folds(ids, 5, seed=7)
+    for c in np.unique(ids):
+        assert len(set(folds[ids == c])) == 1  # one fold per customer
+    sizes = np.bincount([folds[ids == c][0] for c in np.unique(ids)], minlength=5)
+    assert sizes.max() - sizes.min() <= 1 and sizes.sum() == 53
+    assert (customer_folds(ids[::-1], 5, seed=7) == folds[::-1]).all()  # order does not matter
+    assert not (customer_folds(ids, 5, seed=8) == folds).all()
+    with pytest.raises(ValueError, match="at least 2 folds"):
+        customer_folds(ids, 1)
+
+
+def test_fold_parts_never_train_on_the_predicted_customers():
+    ids = np.array([f"C{i % 97:03d}" for i in range(500)])
+    folds = customer_folds(ids, 5, seed=1)
+    tested = np.zeros(len(ids), dtype=int)
+    for fold in range(5):
+        fit, val, test = fold_parts(ids, folds, fold, validation_share=0.2, seed=1)
+        assert (fit.astype(int) + val + test == 1).all()  # a partition of the rows
+        fit_ids, val_ids, test_ids = set(ids[fit]), set(ids[val]), set(ids[test])
+        assert not fit_ids & test_ids and not val_ids & test_ids and not fit_ids & val_ids
+        assert 0.1 < len(val_ids) / (len(fit_ids) + len(val_ids)) < 0.3
+        tested += test
+    assert (tested == 1).all()  # every row predicted exactly once
+
+
+# -- the file and the verdicts --------------------------------------------------------------------
+def test_cdnow_file_lookup_says_how_to_get_it(monkeypatch, tmp_path):
+    assert cdnow_master_path(FIXTURE) == FIXTURE
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        cdnow_master_path(tmp_path / "missing.txt")
+    monkeypatch.setattr(bench_cdnow.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(FileNotFoundError, match=r"pip install 'clv-models\[bench\]'.*--cdnow"):
+        cdnow_master_path()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("lifetimes") is None, reason="lifetimes absent")
+def test_cdnow_file_comes_from_the_lifetimes_wheel():
+    path = cdnow_master_path()
+    assert path.name == "CDNOW_master.txt" and path.parent.parent.name == "lifetimes"
+
+
+def test_beating_every_reference_row():
+    refs = [{**r, "reference": True} for r in DESIGN_REFERENCE_ROWS]
+    assert targets(refs)["normalized_gini"] == "> 0.718"
+    assert targets(refs)["mae"] == "< 32.680"
+    assert beats("normalized_gini", 0.72, refs) and not beats("normalized_gini", 0.718, refs)
+    assert beats("rmse", 90.0, refs) and not beats("mae", 32.9, refs)  # all zeros: 32.96
+    assert beats("total_ratio", 0.97, refs) and not beats("total_ratio", 1.07, refs)
+    assert not beats("auc", None, refs)
+
+
+# -- end to end -----------------------------------------------------------------------------------
+@pytest.mark.e2e
+def test_bench_cdnow_end_to_end(tmp_path):
+    source = cdnow_file(tmp_path / "CDNOW_small.txt")
+    out = tmp_path / "cdnow.json"
+    result = CliRunner().invoke(main, [
+        "--data-dir", str(tmp_path / "data"), "--set", "deep.epochs=2",
+        "--set", "deep.hidden=16", "--set", "deep.batch_size=256",
+        "--set", "xgboost.n_estimators=20", "--set", "xgboost.n_jobs=1",
+        "bench", "cdnow", "--cdnow", str(source), "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "cross-fitting by customer" in result.output and "target" in result.output
+    payload = json.loads(out.read_text())
+    assert payload["benchmark"] == "cdnow" and "cores" in payload["device"]
+    assert payload["customers"] == 243  # the fixture's 3 customers + 240
+    rows = {r["model"]: r for r in payload["rows"]}
+    for row in rows.values():
+        assert {"model", "reference", *METRIC_KEYS} <= set(row)
+    assert {m for m, r in rows.items() if not r["reference"]} == {"xgboost", "deep_ziln"}
+    assert rows["naive"]["reference"] and rows["bgnbd_gg"]["reference"]
+    design = [r for r in payload["rows"] if r["source"] == "DESIGN.md"]
+    assert len(design) == 4 and all(r["reference"] for r in design)
+    assert design[0]["normalized_gini"] == 0.672
+    for name in ("xgboost", "deep_ziln"):
+        assert 0 < rows[name]["total_ratio"] < 10 and -1 <= rows[name]["normalized_gini"] <= 1
+        assert set(rows[name]["beats_references"]) == set(METRIC_KEYS)
+    assert set(payload["beats_references"]) == set(METRIC_KEYS)
+    assert payload["horizon_days"] == 273 and payload["as_of_date"] == "1997-10-01"
