@@ -7,31 +7,35 @@ open the warehouse. After every successful ``clv build`` and ``clv score`` (and 
 ``clv publish``) the scores and the BI models are copied out of the warehouse into
 
 - ``data/bi/clv_bi.duckdb``: one DuckDB file holding every published table, and
-- ``data/bi/parquet/<table>.parquet``: the same tables, one Parquet file each.
+- ``data/bi/parquet/<publication_id>/<table>.parquet``: the same tables as Parquet, one folder
+  per publication, with the link ``data/bi/parquet/current`` to the newest folder.
 
-Each file is written under a temporary name in the same folder and then renamed over the
-published name (:func:`os.replace`, an atomic rename on POSIX file systems):
+**The DuckDB file** is written under a temporary name in the same folder and renamed over the
+published name (:func:`os.replace`, an atomic rename on POSIX file systems). Opening the path
+gives the previous complete file or the new one, never a partly written one; nothing ever
+writes to a published file, so readers (which open it read-only) take no lock the publisher
+needs, and the publisher none they need. A connection keeps reading the file it opened (the old
+inode lives on until it is closed): one connection sees one publication, consistent across its
+tables; a new connection sees the newest.
 
-- a reader that opens the path gets the previous complete file or the new complete file, never
-  a partly written one; no process ever writes to a published file, so readers (which open it
-  read-only) take no lock the publisher needs, and the publisher none they need;
-- a reader that already has the old file open keeps reading it (its inode lives on until it is
-  closed): one connection sees one publication, consistent across its tables; a new
-  connection sees the newest.
-
-The DuckDB file is consistent across tables. The Parquet files are each complete but renamed
-one after another, so a query that joins two of them can straddle two publications: each file
-carries its ``publication_id`` in its key-value metadata (DuckDB: ``parquet_kv_metadata``), and
-the ``bi_publication`` table lists every table of a publication with its row count.
+**The Parquet files** are never replaced in place: each publication writes a new folder (under a
+temporary name, renamed into place when complete), then swaps the ``current`` link to it (a new
+link renamed over the old one, atomic too). The folders of the last :data:`KEEP_PARQUET`
+publications are kept, so a reader that resolved ``current`` once (``os.path.realpath``) reads
+files that do not change under it. A rename-swapped file at a fixed path would not be safe:
+DuckDB's ``read_parquet`` and pyarrow's ``read_table(path)`` open a file twice per read (footer,
+then data; seen with strace), and a swap between the two opens tears the read.
 
 Before swapping a snapshot in, :func:`publish` checks that its BI models add up to its scores
-(per scored set), so a published file is never internally inconsistent.
+(per scored set), so a publication is never internally inconsistent. Every file carries its
+``publication_id`` (the ``bi_publication`` table; Parquet key-value metadata).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Callable
@@ -45,6 +49,11 @@ from clv_models.config import Config
 
 DATABASE_FILE = "clv_bi.duckdb"
 PARQUET_DIR = "parquet"
+#: The link in PARQUET_DIR to the newest publication's folder.
+CURRENT = "current"
+#: Parquet folders kept (the newest and the ones before): readers that resolved ``current``
+#: a publication or two ago still find their files.
+KEEP_PARQUET = 3
 #: The dbt models built on the scores (their data tests included): staging/clv, marts/scores.
 SCORE_MODELS_SELECTOR = "source:clv+"
 #: dbt models copied next to the scores, when the warehouse has them.
@@ -99,8 +108,9 @@ def publish(cfg: Config) -> Publication:
     """Copy the scores and the BI models into a new snapshot and swap it in atomically.
 
     Reads the warehouse read-only (the stage that wrote it has finished), writes
-    ``clv_bi.duckdb`` and the Parquet files under temporary names, checks that the BI models
-    reconcile with the scores, then renames each file over its published name.
+    ``clv_bi.duckdb`` and the Parquet folder under temporary names, checks that the BI models
+    reconcile with the scores, then renames the DuckDB file over the published one, the folder
+    into place and a new ``current`` link over the old one; prunes old Parquet folders.
 
     Raises
     ------
@@ -117,37 +127,43 @@ def publish(cfg: Config) -> Publication:
     parquet_dir.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(cfg.bi_dir)
     _remove_stale_temporaries(parquet_dir)
-    publication_id = uuid.uuid4().hex[:12]
     published_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    staged: list[tuple[Path, Path]] = []  # (temporary, published)
+    # Sorts by time: the Parquet folders are pruned in this order.
+    publication_id = f"{published_at:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:6]}"
     database = cfg.bi_dir / DATABASE_FILE
     staged_database = cfg.bi_dir / f".{DATABASE_FILE}.{publication_id}.tmp"
+    staged_parquet = parquet_dir / f".{publication_id}.tmp"
+    staged_link = parquet_dir / f".{CURRENT}.{publication_id}.tmp"
+    staged_parquet.mkdir()
     try:
         with duckdb.connect(str(staged_database)) as con:
             rows, missing = _copy_tables(con, cfg.warehouse_path, publication_id, published_at)
             _check_consistent(con, [t for t in BI_MODELS if t not in missing])
             for table in rows:
-                target = parquet_dir / f"{table}.parquet"
-                temporary = parquet_dir / f".{table}.parquet.{publication_id}.tmp"
-                con.execute(f"copy (select * from {table}) to '{_literal(temporary)}' "  # noqa: S608 - fixed names
+                path = staged_parquet / f"{table}.parquet"
+                con.execute(f"copy (select * from {table}) to '{_literal(path)}' "  # noqa: S608 - fixed names
                             f"(format parquet, kv_metadata {{publication_id: '{publication_id}'}})")
-                staged.append((temporary, target))
+                _fsync(path)
             con.execute("checkpoint")
         _fsync(staged_database)
-        for temporary, _ in staged:
-            _fsync(temporary)
+        _fsync(staged_parquet, directory=True)
         os.replace(staged_database, database)
-        for temporary, target in staged:
-            os.replace(temporary, target)
+        os.replace(staged_parquet, parquet_dir / publication_id)
+        os.symlink(publication_id, staged_link)
+        current = parquet_dir / CURRENT
+        if current.is_dir() and not current.is_symlink():  # a copy that followed the link
+            shutil.rmtree(current)
+        os.replace(staged_link, current)
         _fsync(cfg.bi_dir, directory=True)
         _fsync(parquet_dir, directory=True)
     finally:
-        for path in (staged_database, Path(f"{staged_database}.wal"),
-                     *(temporary for temporary, _ in staged)):
+        for path in (staged_database, Path(f"{staged_database}.wal"), staged_link):
             path.unlink(missing_ok=True)
+        shutil.rmtree(staged_parquet, ignore_errors=True)
+    _prune_parquet(parquet_dir)
     return Publication(publication_id=publication_id, published_at=published_at,
-                       database=database, parquet_dir=parquet_dir, rows=rows, missing=missing,
-                       seconds=time.perf_counter() - start)
+                       database=database, parquet_dir=parquet_dir / CURRENT, rows=rows,
+                       missing=missing, seconds=time.perf_counter() - start)
 
 
 def _copy_tables(con: duckdb.DuckDBPyConnection, warehouse_path: Path, publication_id: str,
@@ -206,11 +222,27 @@ def _check_consistent(con: duckdb.DuckDBPyConnection, models: list[str]) -> None
                 "are older than the scores; `clv publish` rebuilds them first")
 
 
+def _prune_parquet(parquet_dir: Path) -> None:
+    """Delete the Parquet folders older than the newest :data:`KEEP_PARQUET` (never the one
+    ``current`` points at)."""
+    current = os.readlink(parquet_dir / CURRENT)
+    folders = sorted(p.name for p in parquet_dir.iterdir()
+                     if p.is_dir() and not p.is_symlink() and not p.name.startswith("."))
+    for name in folders[:-KEEP_PARQUET]:
+        if name != current:
+            shutil.rmtree(parquet_dir / name, ignore_errors=True)
+
+
 def _remove_stale_temporaries(folder: Path) -> None:
+    """Remove what a publisher that died left behind (temporary files, folders, links)."""
     cutoff = time.time() - STALE_SECONDS
     for path in folder.glob(".*.tmp*"):
         try:
-            if path.stat().st_mtime < cutoff:
+            if path.lstat().st_mtime >= cutoff:
+                continue
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
                 path.unlink()
         except FileNotFoundError:
             pass
