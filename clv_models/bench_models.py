@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import duckdb
 import numpy as np
 import pandas as pd
+import psutil
 
 from clv_models import features, training, warehouse
 from clv_models.bench import BenchResult, PeakMemory, _ratio, timed
@@ -229,12 +230,20 @@ def asof_join_sql(store: FeatureStore, services: Iterable[str] = features.SERVIC
         fv = views[view]
         ts = _quote(fv.batch_source.timestamp_field)
         path = fv.batch_source.path.replace("'", "''")
-        ttl = (f"where f.{ts} >= e.event_timestamp - to_seconds({int(fv.ttl.total_seconds())})"
-               if fv.ttl else "")
-        selected = ", ".join(f"f.{_quote(n)}" for n in names)
-        ctes.append(f"v{i} as (select e._row, {selected} "  # noqa: S608
-                    f"from e asof join read_parquet('{path}') as f "
-                    f"on e.{key} = f.{key} and e.event_timestamp >= f.{ts} {ttl})")
+        ttl = int(fv.ttl.total_seconds()) if fv.ttl else None
+        selected = ", ".join(_quote(n) for n in names)
+        # Only the entities' customers and the time range their rows can reach: what anyone
+        # writing this join by hand would do, and it keeps the join's build side small.
+        oldest = (f" and {ts} >= (select min(event_timestamp) from e) "  # noqa: S608
+                  f"- to_seconds({ttl})" if ttl else "")
+        source = (f"select {key}, {ts}, {selected} from read_parquet('{path}') "  # noqa: S608
+                  f"where {key} in (select {key} from e) "
+                  f"and {ts} <= (select max(event_timestamp) from e){oldest}")
+        within_ttl = f"where f.{ts} >= e.event_timestamp - to_seconds({ttl})" if ttl else ""
+        picked = ", ".join(f"f.{_quote(n)}" for n in names)
+        ctes.append(f"v{i} as (select e._row, {picked} "  # noqa: S608
+                    f"from e asof join ({source}) as f "
+                    f"on e.{key} = f.{key} and e.event_timestamp >= f.{ts} {within_ttl})")
         columns += [f"v{i}.{_quote(n)}" for n in names]
         joins.append(f"left join v{i} using (_row)")
     head = ("with e as (select row_number() over () as _row, *, "
@@ -245,21 +254,36 @@ def asof_join_sql(store: FeatureStore, services: Iterable[str] = features.SERVIC
 
 
 def asof_join_features(entities: pd.DataFrame, store: FeatureStore,
-                       services: Iterable[str] = features.SERVICES) -> pd.DataFrame:
+                       services: Iterable[str] = features.SERVICES,
+                       memory_limit: str | None = None) -> pd.DataFrame:
     """The point-in-time join of :func:`asof_join_sql` as a pandas frame shaped like
-    :func:`clv_models.features.historical_features`' (``as_of_date`` as dates)."""
+    :func:`clv_models.features.historical_features`' (``as_of_date`` as dates).
+
+    ``memory_limit`` caps DuckDB (e.g. ``"8GiB"``; it spills beyond), for when other large
+    frames share the machine.
+    """
     with duckdb.connect() as con:
         con.execute("set TimeZone = 'UTC'")
+        con.execute("set preserve_insertion_order = false")  # the query orders its rows
+        if memory_limit:
+            con.execute(f"set memory_limit = '{memory_limit}'")
         con.register("entities", entities)
         out = con.execute(asof_join_sql(store, services)).df()
     out["as_of_date"] = pd.to_datetime(out["as_of_date"]).dt.date
     return out
 
 
-def compare_features(expected: pd.DataFrame, actual: pd.DataFrame, columns: Iterable[str],
-                     rows: int | None = COMPARE_ROWS, seed: int = 0) -> list[str]:
-    """Columns whose values differ between two retrievals of the same entity rows (both
-    ordered by ``as_of_date`` then ``customer_id``), on a seeded sample of ``rows`` rows.
+def sample_index(n: int, rows: int | None = COMPARE_ROWS, seed: int = 0) -> np.ndarray:
+    """Sorted positions of a seeded sample of ``rows`` of ``n`` rows (all when fewer)."""
+    if rows is None or n <= rows:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, rows, replace=False))
+
+
+def compare_features(expected: pd.DataFrame, actual: pd.DataFrame,
+                     columns: Iterable[str]) -> list[str]:
+    """Columns whose values differ between two retrievals of the same entity rows, row by row
+    (both ordered by ``as_of_date`` then ``customer_id``).
 
     Numbers must agree to 1e-9 relative (missing = missing), strings exactly, arrays element by
     element (a missing array only equals a missing array). A row-count or key mismatch fails
@@ -270,16 +294,12 @@ def compare_features(expected: pd.DataFrame, actual: pd.DataFrame, columns: Iter
     if len(expected) != len(actual) or not all(
             (expected[k].to_numpy() == actual[k].to_numpy()).all() for k in keys):
         return columns
-    idx = np.arange(len(expected))
-    if rows is not None and len(idx) > rows:
-        idx = np.sort(np.random.default_rng(seed).choice(idx, rows, replace=False))
     bad = []
     for c in columns:
         if c not in expected.columns or c not in actual.columns:
             bad.append(c)
-            continue
-        a, b = expected[c].iloc[idx], actual[c].iloc[idx]
-        if not _same_values(a.to_numpy(dtype=object), b.to_numpy(dtype=object)):
+        elif not _same_values(expected[c].to_numpy(dtype=object),
+                              actual[c].to_numpy(dtype=object)):
             bad.append(c)
     return bad
 
@@ -319,21 +339,26 @@ def bench_retrieval(cfg: Config, entities: pd.DataFrame, store: FeatureStore,
 
     Both produce a pandas frame of the same entity rows and feature columns from the same
     Parquet files (read once beforehand, so both find them in the file cache); their values are
-    compared on a sample. Returns the rows and Feast's frame (the training set).
+    compared on a seeded sample of ``COMPARE_ROWS`` rows. Returns the rows and Feast's frame
+    (the training set). ``peak_rss_gib`` is this process's peak during each retrieval.
     """
     _warm_file_cache(fv.batch_source.path for fv in store.list_feature_views())
     times: dict[str, float] = {}
-    echo(f"Feast get_historical_features for {len(entities):,} entity rows ...")
+    # The floor runs first and keeps only the compared rows, so the two large frames never
+    # share memory; DuckDB gets half of what is free.
+    idx = sample_index(len(entities))
+    limit = f"{max(1, int(psutil.virtual_memory().available * 0.5 / 2**30))}GiB"
+    echo(f"{len(entities):,} entity rows by one DuckDB ASOF JOIN per feature view ...")
+    with PeakMemory() as mem_floor, timed(times, "floor"):
+        floor = asof_join_features(entities, store, memory_limit=limit)
+    floor = floor.iloc[idx].reset_index(drop=True)
+    echo("the same rows by Feast get_historical_features ...")
     with PeakMemory() as mem_feast, timed(times, "feast"):
         frame = features.historical_features(cfg, entities, store)
-    echo("the same rows by one DuckDB ASOF JOIN per feature view ...")
-    with PeakMemory() as mem_floor, timed(times, "floor"):
-        floor = asof_join_features(entities, store)
     names = list(dict.fromkeys(n for s in features.SERVICES
                                for n in features.feature_names(store, s)))
-    bad = compare_features(frame, floor, names)
-    compared = min(len(frame), COMPARE_ROWS)
-    del floor
+    bad = compare_features(frame.iloc[idx].reset_index(drop=True), floor, names)
+    compared = len(idx)
     rows = [
         {"measure": "feast_historical_features_seconds", "value": round(times["feast"], 2),
          "entity_rows": len(entities), "features": len(names),

@@ -115,7 +115,7 @@ def test_asof_join_floor_equals_feast_between_and_beyond_as_of_dates(oracle_run)
     expected = features.historical_features(cfg, sample, store)
     actual = asof_join_features(sample, store)
     names = features.feature_names(store, features.SEQUENCE_SERVICE)
-    assert compare_features(expected, actual, names, rows=None) == []
+    assert compare_features(expected, actual, names) == []
     late = expected["as_of_date"] == beyond
     assert late.any() and expected.loc[late, "frequency"].isna().all()  # beyond the TTL
     assert expected.loc[~late, "frequency"].notna().any()
@@ -126,5 +126,5 @@ def test_asof_join_floor_equals_feast_between_and_beyond_as_of_dates(oracle_run)
     changed.loc[row, "net_revenue"] += 1.0
     seq = int(np.flatnonzero(changed["weekly_views_52w"].notna())[0])
     changed.at[seq, "weekly_views_52w"] = np.asarray(changed.at[seq, "weekly_views_52w"]) + 1
-    assert compare_features(expected, changed, names, rows=None) == [
+    assert compare_features(expected, changed, names) == [
         "net_revenue", "weekly_views_52w"]
