@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,21 @@ def small_config(data_dir: Path, customers: int = 1_000, **overrides) -> Config:
         "deep.epochs": 25, "deep.batch_size": 1024, "xgboost.n_estimators": 300,
         **overrides,
     })
+
+
+@pytest.fixture(autouse=True)
+def _restore_clv_environment():
+    """Put the ``CLV_*`` environment back after each test.
+
+    Feast and dbt read their paths from ``CLV_*`` variables, which the product exports into its
+    own process (``features._activate``); ``CLV_DATA_DIR`` also outranks a config file's
+    ``data_dir``. Without this, one test's data directory leaks into the next ones.
+    """
+    saved = {k: v for k, v in os.environ.items() if k.startswith("CLV_")}
+    yield
+    for key in [k for k in os.environ if k.startswith("CLV_") and k not in saved]:
+        del os.environ[key]
+    os.environ.update(saved)
 
 
 @pytest.fixture(scope="session")
