@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
 
@@ -109,6 +111,78 @@ class DeepConfig:
     explain_steps: int = 16  # integrated-gradient steps for the drivers and the importance
 
 
+ONLINE_STORE_TYPES = ("sqlite", "redis")
+
+
+@dataclass
+class OnlineStoreConfig:
+    """Feast's online store: ``sqlite`` (embedded default) or ``redis`` (production).
+
+    SQLite is a file in the data directory (``feast/online_store.db``): nothing to run, one
+    machine. Redis serves several processes and machines with sub-millisecond reads; it needs a
+    running ``redis-server`` (README, "Online serving"). ``redis_url`` is a ``redis://`` or
+    ``rediss://`` URL (``redis://[:password@]host:port/db``) or Feast's own connection string
+    (``host:port,db=0,password=...``). Feast keys Redis entries by project and customer, not
+    by data directory: give each data directory its own Redis database.
+    """
+
+    type: str = "sqlite"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+
+    def feast_config(self, feast_dir: Path) -> dict[str, Any]:
+        """The ``online_store`` block of ``feature_store.yaml`` for this choice.
+
+        Redis gets ``skip_dedup``: by default Feast's Redis store drops a write whose event
+        timestamp is not newer than the stored one, but a live push (:mod:`clv_models.live`)
+        and the reload of the latest as-of date after a rebuild both rewrite a row at the same
+        timestamp. With it, the last write wins, as on SQLite.
+        """
+        if self.type == "redis":
+            return {"type": "redis", "connection_string": redis_connection_string(self.redis_url),
+                    "skip_dedup": True}
+        return {"type": "sqlite", "path": str(feast_dir / "online_store.db")}
+
+
+def redis_connection_string(url: str) -> str:
+    """Feast's Redis connection string (``host:port,db=N,...``) for a ``redis://`` URL.
+
+    Feast does not read URLs; a value without a ``redis://``/``rediss://`` scheme is taken to be
+    a Feast connection string already and returned as it is. Query parameters (e.g.
+    ``?socket_timeout=5``) become connection parameters.
+
+    Parameters
+    ----------
+    url
+        ``redis://[[user]:password@]host[:port][/db][?param=value...]``, ``rediss://`` for TLS.
+    """
+    url = url.strip()
+    if not url.startswith(("redis://", "rediss://")):
+        if not url or "://" in url:
+            raise ConfigError(f"online_store.redis_url: expected redis://host:port/db or "
+                              f"Feast's host:port[,db=N] form, got {url!r}")
+        return url
+    parts = urlsplit(url)
+    host = parts.hostname or "127.0.0.1"
+    try:
+        port = parts.port or 6379
+    except ValueError as exc:
+        raise ConfigError(f"online_store.redis_url: bad port in {url!r}") from exc
+    out = [f"{host}:{port}"]
+    db = parts.path.strip("/")
+    if db:
+        if not db.isdigit():
+            raise ConfigError(f"online_store.redis_url: the database must be a number ({url!r})")
+        out.append(f"db={db}")
+    if parts.username:
+        out.append(f"username={unquote(parts.username)}")
+    if parts.password:
+        out.append(f"password={unquote(parts.password)}")
+    if parts.scheme == "rediss":
+        out.append("ssl=true")
+    out += [f"{k}={v}" for k, v in parse_qsl(parts.query)]
+    return ",".join(out)
+
+
 @dataclass
 class Config:
     """Everything one pipeline run needs."""
@@ -119,6 +193,7 @@ class Config:
     shop: ShopConfig = field(default_factory=ShopConfig)
     xgboost: XGBoostConfig = field(default_factory=XGBoostConfig)
     deep: DeepConfig = field(default_factory=DeepConfig)
+    online_store: OnlineStoreConfig = field(default_factory=OnlineStoreConfig)
     seed: int = 7
     warehouse_dir: Path = PROJECT_ROOT / "warehouse"
     feature_repo_dir: Path = PROJECT_ROOT / "feature_repo"
@@ -167,7 +242,12 @@ class Config:
         )
 
     def env(self) -> dict[str, str]:
-        """Environment variables that dbt's profile and the Feast repo read their paths from."""
+        """Environment variables that dbt's profile and the Feast repo read their paths from.
+
+        ``CLV_ONLINE_STORE`` is the whole ``online_store`` block of ``feature_store.yaml`` as
+        one JSON (= YAML flow) mapping: Feast substitutes ``${...}`` before parsing the file,
+        and the SQLite and Redis blocks have different keys.
+        """
         c = self.resolved()
         return {
             "CLV_DATA_DIR": str(c.data_dir),
@@ -175,6 +255,7 @@ class Config:
             "CLV_WAREHOUSE_PATH": str(c.warehouse_path),
             "CLV_FEATURES_DIR": str(c.features_dir),
             "CLV_FEAST_DIR": str(c.feast_dir),
+            "CLV_ONLINE_STORE": json.dumps(c.online_store.feast_config(c.feast_dir)),
             "CLV_DUCKDB_MEMORY_LIMIT": os.environ.get("CLV_DUCKDB_MEMORY_LIMIT")
             or duckdb_memory_limit(),
         }
@@ -192,7 +273,7 @@ class Config:
 # -- loading ---------------------------------------------------------------------------------
 
 _SECTIONS = {"as_of": ScheduleConfig, "shop": ShopConfig, "xgboost": XGBoostConfig,
-             "deep": DeepConfig}
+             "deep": DeepConfig, "online_store": OnlineStoreConfig}
 
 
 def _coerce(cls: type, name: str, value: Any, where: str) -> Any:
@@ -244,6 +325,11 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
         raise ConfigError("shop.customers must be >= 1")
     if cfg.shop.end <= cfg.shop.start:
         raise ConfigError("shop.end must be after shop.start")
+    if cfg.online_store.type not in ONLINE_STORE_TYPES:
+        raise ConfigError(f"online_store.type must be one of {', '.join(ONLINE_STORE_TYPES)} "
+                          f"(got {cfg.online_store.type!r})")
+    if cfg.online_store.type == "redis":
+        redis_connection_string(cfg.online_store.redis_url)  # a malformed URL fails here
     return cfg
 
 

@@ -11,8 +11,9 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -72,11 +73,13 @@ def apply(cfg: Config) -> str:
 
 @dataclass
 class MaterializeResult:
-    """One incremental materialization: the interval loaded per feature view, and how many
-    customers the online store holds (in its largest feature view)."""
+    """One incremental materialization: the interval loaded per feature view, how many
+    customers the online store holds, and the seconds Feast took per feature view (reading
+    the source and writing the online store; emptying it first is not included)."""
 
     intervals: dict[str, tuple[dt.datetime, dt.datetime]]
     online_rows: int
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 def _source_bounds(path: str) -> tuple[dt.datetime | None, dt.datetime | None]:
@@ -89,19 +92,21 @@ def _source_bounds(path: str) -> tuple[dt.datetime | None, dt.datetime | None]:
 
 
 def materialize(cfg: Config, full_refresh: bool = False) -> MaterializeResult:
-    """Load new feature rows into the online store.
+    """Load new feature rows into the online store (SQLite or Redis, ``cfg.online_store``).
 
     Feast's own ``materialize_incremental`` starts at ``now - ttl`` the first time, which skips
     historical as-of dates. Here the first run (or ``full_refresh``, which empties the online
     store first) starts at the earliest row of each source; later runs start at the end of the
     previous interval but never after the latest as-of date, which is always reloaded: a
     rebuild that rewrote the latest rows (new data, a regenerated shop) reaches the online store,
-    which therefore holds every customer's latest as-of row.
+    which therefore holds every customer's latest as-of row. After switching
+    ``online_store.type``, run with ``full_refresh`` (the registry's intervals describe the
+    previous store).
     """
     store = feature_store(cfg)
     if full_refresh:
-        _empty_online_store(cfg)
-    intervals = {}
+        empty_online_store(cfg, store)
+    intervals, seconds = {}, {}
     for fv in store.list_feature_views():
         lo, hi = _source_bounds(fv.batch_source.path)
         if hi is None:
@@ -110,29 +115,81 @@ def materialize(cfg: Config, full_refresh: bool = False) -> MaterializeResult:
         done = [end for _, end in fv.materialization_intervals]
         start = lo if full_refresh or not done else min(max(done), hi)
         end = hi + dt.timedelta(seconds=1)
+        began = time.perf_counter()
         with contextlib.redirect_stdout(io.StringIO()):  # Feast prints its own progress
             store.materialize(start_date=start, end_date=end, feature_views=[fv.name])
+        seconds[fv.name] = time.perf_counter() - began
         intervals[fv.name] = (start, end)
-    counts = _online_tables(cfg, "select count(distinct entity_key) from {table}")
-    return MaterializeResult(intervals=intervals, online_rows=max(counts, default=0))
+    return MaterializeResult(intervals=intervals, online_rows=online_customer_count(cfg, store),
+                             seconds=seconds)
 
 
-def _online_tables(cfg: Config, sql: str) -> list:
-    """Run ``sql`` (with ``{table}``) on every table of the SQLite online store."""
-    online_db = cfg.resolved().feast_dir / "online_store.db"
+# -- the online store, whichever it is ---------------------------------------------------------
+# Feast has no API to count or empty an online store, so these two helpers speak to each
+# supported store in its own terms: SQLite's tables (one per feature view, `clv_<view>`) and
+# Redis' hashes (one per customer, keyed by the serialized entity key + the project name).
+
+
+def online_customer_count(cfg: Config, store: FeatureStore | None = None) -> int:
+    """How many customers the online store holds.
+
+    SQLite: the distinct customers of its largest feature-view table. Redis: the customer
+    keys of this project (a key exists once any view has a row for the customer; every
+    customer has a ``customer_rfm`` row, so the two counts agree).
+    """
+    store = store or feature_store(cfg)
+    if store.config.online_store.type == "redis":
+        client, pattern = _redis_keys(store)
+        return sum(1 for _ in client.scan_iter(match=pattern, count=10_000))
+    counts = _sqlite_tables(store, "select count(distinct entity_key) from {table}")
+    return max(counts, default=0)
+
+
+def empty_online_store(cfg: Config, store: FeatureStore | None = None) -> None:
+    """Delete every customer row of the online store.
+
+    SQLite: the tables stay, as ``feast apply`` created them. Redis: this project's customer
+    keys are deleted (other projects and databases are left alone).
+    """
+    store = store or feature_store(cfg)
+    if store.config.online_store.type == "redis":
+        client, pattern = _redis_keys(store)
+        batch: list[bytes] = []
+        for key in client.scan_iter(match=pattern, count=10_000):
+            batch.append(key)
+            if len(batch) == 10_000:
+                client.delete(*batch)
+                batch = []
+        if batch:
+            client.delete(*batch)
+        return
+    _sqlite_tables(store, "delete from {table}")
+
+
+def _redis_keys(store: FeatureStore):
+    """A redis-py client (Feast's own, from the store's connection string) and the SCAN
+    pattern of this project's customer keys."""
+    from feast.infra.online_stores.helpers import _redis_key_prefix
+    from feast.infra.online_stores.redis import RedisOnlineStore
+
+    client = RedisOnlineStore()._get_client(store.config.online_store)
+    prefix = _redis_key_prefix([ENTITY_KEY])
+    escaped = bytes(c for b in prefix for c in ((92, b) if b in b"*?[]\\" else (b,)))
+    return client, escaped + b"*" + store.config.project.encode()
+
+
+def _sqlite_tables(store: FeatureStore, sql: str) -> list:
+    """Run ``sql`` (with ``{table}``) on every table of this project in the SQLite store."""
+    online_db = Path(store.config.online_store.path)
     if not online_db.exists():
         return []
     with sqlite3.connect(online_db) as con:
         tables = [r[0] for r in con.execute(
-            "select name from sqlite_master where type = 'table' and name like 'clv_%'")]
+            "select name from sqlite_master where type = 'table' and name like ?",
+            [f"{store.config.project}_%"])]
         out = [con.execute(sql.format(table=f'"{t}"')).fetchone() for t in tables]
         con.commit()
     return [r[0] for r in out if r is not None]
-
-
-def _empty_online_store(cfg: Config) -> None:
-    """Delete every row of the online store (tables stay, as `feast apply` created them)."""
-    _online_tables(cfg, "delete from {table}")
 
 
 def _service_refs(store, service: str) -> list[tuple[str, str]]:

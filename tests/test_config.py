@@ -1,4 +1,5 @@
 import datetime as dt
+import json
 
 import pytest
 
@@ -52,7 +53,11 @@ def test_dbt_vars_and_env_carry_the_schedule_and_absolute_paths(tmp_path):
     assert cfg.dbt_vars()["as_of_unit"] == "week"
     env = cfg.env()
     assert env["CLV_RAW_DIR"] == str((tmp_path / "d" / "raw").resolve())
-    assert all(v.startswith("/") for v in env.values())
+    paths = ("CLV_DATA_DIR", "CLV_RAW_DIR", "CLV_WAREHOUSE_PATH", "CLV_FEATURES_DIR",
+             "CLV_FEAST_DIR")
+    assert all(env[k].startswith("/") for k in paths)
+    assert json.loads(env["CLV_ONLINE_STORE"]) == {
+        "type": "sqlite", "path": str((tmp_path / "d" / "feast" / "online_store.db").resolve())}
 
 
 def test_committed_clv_yaml_spells_out_the_code_defaults():
