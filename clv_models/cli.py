@@ -376,6 +376,57 @@ def _bench_config(ctx: click.Context, name: str, customers: int) -> Config:
     return _config(ctx, **overrides)
 
 
+@bench.command("serving")
+@click.option("--customers", type=int, default=20_000, show_default=True,
+              help="Customers of the shop generated when DATA_DIR holds none.")
+@click.option("--store", "stores", type=click.Choice(["sqlite", "redis"]), multiple=True,
+              help="Online stores to measure (repeatable; default: sqlite and redis).")
+@click.option("--redis-url", help="An existing Redis database to use (the benchmark empties "
+                                  "the project's keys there); default: a throw-away "
+                                  "redis-server on a free loopback port.")
+@click.option("--model", default="deep_ziln", show_default=True,
+              type=click.Choice(["deep_ziln", "xgboost", "bgnbd_gg", "naive"]),
+              help="The model the CLV endpoint serves.")
+@click.option("--requests", type=click.IntRange(min=100), default=2000, show_default=True,
+              help="Timed requests per measurement at batch 1.")
+@click.option("--batch-requests", type=click.IntRange(min=20), default=300, show_default=True,
+              help="Timed requests per measurement at batch 100.")
+@click.option("--materialize-dir", type=click.Path(exists=True, file_okay=False,
+                                                   path_type=Path),
+              help="Feature Parquet exports of a 1M-customer shop (e.g. /tmp/gen1m/features): "
+                   "measure their materialization for real instead of extrapolating.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the figures as JSON.")
+@click.pass_context
+def bench_serving(ctx: click.Context, customers: int, stores: tuple[str, ...],
+                  redis_url: str | None, model: str, requests: int, batch_requests: int,
+                  materialize_dir: Path | None, json_path: Path | None) -> None:
+    """Online latency (Feast SDK, feast serve, clv serve) and materialization per store.
+
+    For SQLite and Redis: materializes the shop's features into a store of its own, then
+    measures p50/p99 with load from a second process on loopback: Feast SDK reads of clv_v1
+    (56 features) at batch 1 and 100, `feast serve` at batch 1 and 100, the CLV endpoint at
+    batch 1 paced at 100 requests/s and at batch 100; and materialization throughput with its
+    1M-customer extrapolation. Targets and Feast's published figures are in the table. The shop
+    lives in DATA_DIR/bench-serving-<customers> unless --data-dir is given; its chain runs first
+    when it has no trained model. Needs redis-server on the PATH unless --redis-url is given.
+    """
+    import json
+
+    from clv_models.bench_serving import STORES, serving_table
+    from clv_models.bench_serving import bench_serving as run_bench
+
+    result = run_bench(_bench_config(ctx, "serving", customers), stores=stores or STORES,
+                       redis_url=redis_url, model=model, requests=requests,
+                       batch_requests=batch_requests, materialize_dir=materialize_dir,
+                       console=console, echo=console.print)
+    console.print(serving_table(result))
+    console.print(f"device: {result.as_json()['device']}")
+    if json_path:
+        json_path.write_text(json.dumps(result.as_json(), indent=2, default=str))
+        console.print(f"wrote {json_path}")
+
+
 @bench.command("oracle")
 @click.option("--customers", type=int, default=100_000, show_default=True,
               help="Customers of the generated shop (generated once, then reused).")
