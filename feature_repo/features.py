@@ -15,9 +15,10 @@ from pathlib import Path
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, PushSource, ValueType
 from feast.types import Array, Float32, Float64, Int32, String
 
-if not os.environ.get("CLV_FEAST_DIR") or not os.environ.get("CLV_FEATURES_DIR"):
-    raise RuntimeError('CLV_FEAST_DIR and CLV_FEATURES_DIR are not set: run `eval "$(clv env)"` '
-                       "first (feature_store.yaml and the sources read their paths from them)")
+if not all(os.environ.get(v) for v in ("CLV_FEAST_DIR", "CLV_FEATURES_DIR", "CLV_ONLINE_STORE")):
+    raise RuntimeError('CLV_FEAST_DIR, CLV_FEATURES_DIR or CLV_ONLINE_STORE is not set: run '
+                       '`eval "$(clv env)"` first (feature_store.yaml and the sources read their '
+                       "paths and the online store from them)")
 FEATURES_DIR = Path(os.environ["CLV_FEATURES_DIR"]).resolve()
 
 # A feature row at as-of date t holds events before t. Every customer has a row at every as-of
