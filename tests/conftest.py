@@ -21,19 +21,28 @@ def small_config(data_dir: Path, customers: int = 1_000, **overrides) -> Config:
     })
 
 
+#: The ``CLV_*`` environment the test session started with.
+_CLV_ENVIRONMENT = {k: v for k, v in os.environ.items() if k.startswith("CLV_")}
+
+
+def _reset_clv_environment() -> None:
+    for key in [k for k in os.environ if k.startswith("CLV_")]:
+        del os.environ[key]
+    os.environ.update(_CLV_ENVIRONMENT)
+
+
 @pytest.fixture(autouse=True)
 def _restore_clv_environment():
-    """Put the ``CLV_*`` environment back after each test.
+    """Put the ``CLV_*`` environment back to the session's start after each test.
 
     Feast and dbt read their paths from ``CLV_*`` variables, which the product exports into its
-    own process (``features._activate``); ``CLV_DATA_DIR`` also outranks a config file's
-    ``data_dir``. Without this, one test's data directory leaks into the next ones.
+    own process (``features._activate``), and ``CLV_DATA_DIR`` outranks a config file's
+    ``data_dir``. A module fixture that activates another data directory (e.g. a copied shop)
+    would otherwise leak it into every later module; the reset runs before and after each test.
     """
-    saved = {k: v for k, v in os.environ.items() if k.startswith("CLV_")}
+    _reset_clv_environment()
     yield
-    for key in [k for k in os.environ if k.startswith("CLV_") and k not in saved]:
-        del os.environ[key]
-    os.environ.update(saved)
+    _reset_clv_environment()
 
 
 @pytest.fixture(scope="session")
