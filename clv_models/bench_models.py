@@ -126,7 +126,7 @@ def oracle_table(result: BenchResult) -> Table:
                           f"{'met' if check.get('met') else 'not met'} "
                           f"(deep_ziln/oracle Gini {check.get('gini_over_oracle')}, beats "
                           f"xgboost: {check.get('beats_xgboost')})")
-    columns = {"gini_over_oracle": "Gini/oracle", "mae_over_oracle": "MAE/oracle",
+    columns = {"gini_over_oracle": "Gini ÷ oracle", "mae_over_oracle": "MAE ÷ oracle",
                **METRIC_COLUMNS}
     table.add_column("model", no_wrap=True)
     for header in columns.values():
