@@ -54,10 +54,12 @@ def concurrent_run(pipeline_run, tmp_path_factory):
     base = tmp_path_factory.mktemp("bi")
     source = pipeline_run.cfg
     cfg = dataclasses.replace(source, data_dir=base / "data").resolved()
+    # Not the Feast folder: its registry records the original online store's tables as
+    # infrastructure, and `feast apply` on a copy would drop them from the original.
     shutil.copytree(source.data_dir, cfg.data_dir, symlinks=True,
-                    ignore=shutil.ignore_patterns("reports"))
+                    ignore=shutil.ignore_patterns("reports", "feast"))
     before = scored_sets(cfg)
-    features.apply(cfg)  # the copied registry's sources still point at the original Parquet
+    features.apply(cfg)  # a registry of its own, with sources on the copied Parquet
     pipeline = Pipeline(cfg, console=Console(quiet=True))
     pipeline.models = training.load_models(cfg, training.PRODUCT_MODELS)
     bi.publish(cfg)  # what the readers start on (the session run's scores)
