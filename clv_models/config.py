@@ -124,10 +124,15 @@ class OnlineStoreConfig:
     ``rediss://`` URL (``redis://[:password@]host:port/db``) or Feast's own connection string
     (``host:port,db=0,password=...``). Feast keys Redis entries by project and customer, not
     by data directory: give each data directory its own Redis database.
+
+    ``bulk_load`` (Redis only): materialize through :mod:`clv_models.online_load`, which writes
+    the same bytes as Feast's own Redis writer about ten times faster; false keeps Feast's
+    writer.
     """
 
     type: str = "sqlite"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    bulk_load: bool = True
 
     def feast_config(self, feast_dir: Path) -> dict[str, Any]:
         """The ``online_store`` block of ``feature_store.yaml`` for this choice.
