@@ -158,17 +158,22 @@ def import_online_retail(ctx: click.Context, path: Path, timezone: str) -> None:
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--map", "mapping", multiple=True, metavar="COLUMN=FILE_COLUMN",
               help="Contract column from a differently named file column (repeatable).")
+@click.option("--encoding", default="utf-8", show_default=True,
+              help="Text encoding of a CSV file (e.g. latin-1, cp1252).")
 @click.pass_context
-def import_csv(ctx: click.Context, table: str, path: Path, mapping: tuple[str, ...]) -> None:
+def import_csv(ctx: click.Context, table: str, path: Path, mapping: tuple[str, ...],
+               encoding: str) -> None:
     """One raw table from a CSV, Parquet or Excel file, renaming columns with --map.
 
     Other raw tables already in DATA_DIR/raw are kept, so tables can be imported one by one:
-    `clv import csv orders orders.csv --map order_id=OrderNo --map ordered_at=Date ...`
+    `clv import csv orders orders.csv --map order_id=OrderNo --map ordered_at=Date ...`.
+    Timestamps are ISO-8601 (without an offset: UTC); a malformed line, a value of the wrong
+    type or text that is not in the encoding stops the import, naming the line(s).
     """
     from clv_models import importers
 
     cfg = _config(ctx)
-    _imported(importers.import_table(cfg, table, path, _parse_set(mapping)))
+    _imported(importers.import_table(cfg, table, path, _parse_set(mapping), encoding=encoding))
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})

@@ -9,6 +9,8 @@ kept, so that the warehouse quarantines them with a reason and the counts reconc
 
 from __future__ import annotations
 
+import codecs
+import datetime as dt
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from clv_models import csv_check
 from clv_models.config import Config
 from clv_models.generate import RAW_TABLES, SCHEMAS
 from clv_models.warehouse import mark_raw_replaced
@@ -109,7 +112,8 @@ def read_cdnow(path: Path) -> pd.DataFrame:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise InputFormatError(f"{path}: not UTF-8/ASCII text ({exc})") from exc
+        raise InputFormatError(f"{csv_check.non_utf8_message(path)} (CDNOW files are ASCII)"
+                               ) from exc
     lines = text.splitlines()
     parts = [ln.split() for ln in lines]
     keep = [i for i, p in enumerate(parts) if p]  # blank lines carry nothing
@@ -156,25 +160,56 @@ UCI_COLUMNS = ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate
                "CustomerID", "Country"]
 
 
-def read_table_file(path: Path) -> pd.DataFrame:
-    """A CSV, Parquet or Excel file as strings/objects, by extension."""
+def read_table_file(path: Path, encoding: str = "utf-8", fallback: str | None = None
+                    ) -> pd.DataFrame:
+    """A CSV, Parquet or Excel file as strings/objects, by extension.
+
+    CSV text is decoded as ``encoding``; a file that is not is read as ``fallback`` when one is
+    given (the UCI Online Retail CSV circulates in Latin-1), else refused with the line and byte
+    that are not (a guess would garble every non-ASCII character of a UTF-8 file with one stray
+    byte). A malformed CSV line (a field too many or too few, a quote never closed) is named
+    by its line in the file.
+    """
     suffix = path.suffix.lower()
     if not path.exists():
         raise InputFormatError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise InputFormatError(f"{path}: empty file (0 bytes)")
     try:
         if suffix in {".xlsx", ".xls"}:
             return pd.read_excel(path, dtype=object)
         if suffix == ".parquet":
             return pd.read_parquet(path)
         if suffix in {".csv", ".txt"}:
-            try:
-                return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
-            except UnicodeDecodeError:  # the UCI CSV circulates in Latin-1
-                return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="latin-1")
+            return _read_csv(path, encoding, fallback)
+    except InputFormatError:
+        raise
     except (ValueError, OSError, pd.errors.ParserError) as exc:
         raise InputFormatError(f"{path}: cannot be read as {suffix[1:]} ({exc})") from exc
     raise InputFormatError(
         f"{path}: unsupported file type {suffix!r} (use .csv, .parquet or .xlsx)")
+
+
+def _read_csv(path: Path, encoding: str, fallback: str | None) -> pd.DataFrame:
+    try:
+        codecs.lookup(encoding)
+    except LookupError as exc:
+        raise InputFormatError(f"unknown text encoding {encoding!r}") from exc
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding)
+    except UnicodeDecodeError as exc:
+        if fallback:
+            return pd.read_csv(path, dtype=str, keep_default_na=False, encoding=fallback)
+        where = (csv_check.non_utf8_message(path) if encoding.replace("-", "").lower() == "utf8"
+                 else f"{path}: not {encoding} text ({exc})")
+        raise InputFormatError(f"{where}; save the file as UTF-8, or name its encoding "
+                               "(clv import csv --encoding latin-1)") from exc
+    except pd.errors.ParserError as exc:
+        if encoding.replace("-", "").lower() == "utf8":
+            problem = csv_check.first_problem(path)
+            if problem:
+                raise InputFormatError(problem) from exc
+        raise
 
 
 def read_online_retail(path: Path, timezone: str = "Europe/London"
@@ -189,7 +224,7 @@ def read_online_retail(path: Path, timezone: str = "Europe/London"
     the UK) and converted to UTC. ``customers`` carries each customer's country.
     """
     path = Path(path)
-    df = read_table_file(path).rename(columns=UCI_ALIASES)
+    df = read_table_file(path, fallback="latin-1").rename(columns=UCI_ALIASES)
     missing = [c for c in UCI_COLUMNS if c not in df.columns]
     if missing:
         raise InputFormatError(f"{path}: missing column(s) {', '.join(missing)}; found "
@@ -250,8 +285,16 @@ def import_online_retail(cfg: Config, path: Path, timezone: str = "Europe/London
 # -- generic CSV / Parquet -----------------------------------------------------------------------
 
 def import_table(cfg: Config, table: str, path: Path, mapping: Mapping[str, str] | None = None,
-                 keep_others: bool = True) -> ImportResult:
+                 keep_others: bool = True, encoding: str = "utf-8") -> ImportResult:
     """``clv import csv``: one raw table from a CSV/Parquet/Excel file with a column mapping.
+
+    Refused, with the file, line(s) and column: a file with no rows (a header only), a
+    malformed CSV line, text that is not in ``encoding``, a required column missing, a
+    timestamp that is not ISO-8601 (``01/02/2024`` is January or February depending on the
+    exporter's locale: guessing would misdate rows without a trace, and a column mixing formats
+    is refused for the lines that differ), an amount that is not a finite number. Columns
+    outside the contract are dropped. Timestamps without an offset are UTC, as in the raw
+    contract.
 
     Parameters
     ----------
@@ -261,11 +304,15 @@ def import_table(cfg: Config, table: str, path: Path, mapping: Mapping[str, str]
         ``{contract column: file column}``; unmapped contract columns are taken by name.
     keep_others
         Keep the other raw tables already in the raw directory (import one table at a time).
+    encoding
+        Text encoding of a CSV file.
     """
     if table not in RAW_TABLES:
         raise InputFormatError(f"unknown table {table!r}; one of {', '.join(RAW_TABLES)}")
     path = Path(path)
-    df = read_table_file(path)
+    df = read_table_file(path, encoding=encoding)
+    if df.empty:
+        raise InputFormatError(f"{path}: no rows (a header only): nothing to import")
     mapping = dict(mapping or {})
     unknown = [c for c in mapping if c not in SCHEMAS[table].names]
     if unknown:
@@ -284,16 +331,32 @@ def import_table(cfg: Config, table: str, path: Path, mapping: Mapping[str, str]
     frame = df[[c for c in SCHEMAS[table].names if c in df.columns]].copy()
     for col in frame.columns:
         field = SCHEMAS[table].field(col)
+        given = frame[col].notna() & (frame[col].astype(str).str.strip() != "")
         if pa.types.is_timestamp(field.type):
-            parsed = pd.to_datetime(frame[col], errors="coerce", utc=True, format="mixed")
-            bad = parsed.isna() & frame[col].notna() & (frame[col].astype(str).str.strip() != "")
+            parsed = _iso_timestamps(frame[col])
+            bad = parsed.isna() & given
             if bad.any():
-                _fail(path, f"{col} is not a timestamp", frame.index[bad] + 2, frame[col][bad])
+                _fail(path, f"{col} is not an ISO-8601 timestamp (e.g. 2024-01-31 or "
+                      "2024-01-31T13:45:00+01:00; a date like 01/02/2024 is ambiguous)",
+                      frame.index[bad] + 2, frame[col][bad])
             frame[col] = parsed
         elif pa.types.is_floating(field.type) or pa.types.is_integer(field.type):
             parsed = pd.to_numeric(frame[col], errors="coerce")
-            bad = parsed.isna() & (frame[col].astype(str).str.strip() != "")
+            bad = ~np.isfinite(parsed.astype(float).fillna(np.inf)) & given
             if bad.any():
-                _fail(path, f"{col} is not a number", frame.index[bad] + 2, frame[col][bad])
+                _fail(path, f"{col} is not a finite number", frame.index[bad] + 2,
+                      frame[col][bad])
             frame[col] = parsed.astype("Int32" if pa.types.is_integer(field.type) else float)
     return write_raw(cfg, {table: frame}, keep_others=keep_others)
+
+
+def _iso_timestamps(values: pd.Series) -> pd.Series:
+    """UTC timestamps from ISO-8601 text (no offset: UTC) or datetime cells; NaT otherwise."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return pd.to_datetime(values, utc=True)
+    cells = values.map(lambda v: isinstance(v, dt.datetime))  # Excel date cells
+    parsed = pd.to_datetime(values.where(~cells).astype("string").str.strip(),
+                            errors="coerce", utc=True, format="ISO8601")
+    if cells.any():
+        parsed[cells] = pd.to_datetime(values[cells].tolist(), utc=True)
+    return parsed

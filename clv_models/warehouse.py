@@ -19,6 +19,7 @@ from pathlib import Path
 import duckdb
 import yaml
 
+from clv_models import csv_check
 from clv_models.config import Config
 
 _PROGRESS = re.compile(r"\b(\d+) of (\d+) (START|OK|PASS|ERROR|FAIL|WARN|SKIP|NO-OP)\b")
@@ -71,13 +72,43 @@ def missing_tables(raw_dir: Path) -> list[str]:
 
 
 def raw_format(raw_dir: Path) -> str:
-    """``parquet`` or ``csv``: the format of the raw files (``orders.<format>`` decides)."""
-    if (raw_dir / "orders.parquet").exists():
-        return "parquet"
-    if (raw_dir / "orders.csv").exists():
-        return "csv"
+    """``parquet`` or ``csv``: the format of the raw files (``orders.<format>`` decides).
+
+    Orders are required: no orders file, or an empty one (0 bytes), stops here, before dbt.
+    """
+    for fmt in ("parquet", "csv"):
+        path = raw_dir / f"orders.{fmt}"
+        if path.exists():
+            if path.stat().st_size == 0:
+                raise DbtError(f"{path} is an empty file (0 bytes): orders are required")
+            return fmt
     raise DbtError(f"no raw data in {raw_dir} (expected orders.parquet or orders.csv): "
                    "run `clv generate` or `clv import` first")
+
+
+def raw_csv_options(cfg: Config) -> str:
+    """The ``read_csv`` options the dbt sources read raw CSV files with (var raw_csv_options).
+
+    Read from ``dbt_project.yml``, so that counting raw rows here reads a file as dbt does.
+    """
+    project = yaml.safe_load((cfg.warehouse_dir / "dbt_project.yml").read_text())
+    return project["vars"]["raw_csv_options"]
+
+
+def _raw_csv_problems(cfg: Config, dbt_output: str) -> list[str]:
+    """The first unreadable line of each raw CSV file that a failed dbt run names.
+
+    DuckDB's own message on a malformed CSV file may be about its dialect sniffer or quote
+    another line (see :mod:`clv_models.csv_check`); this names the line and what is wrong.
+    """
+    problems = []
+    for table in ("orders", *OPTIONAL_TABLES):
+        path = cfg.raw_dir / f"{table}.csv"
+        if str(path) in dbt_output and path.exists():
+            problem = csv_check.first_problem(path)
+            if problem:
+                problems.append(problem)
+    return problems
 
 
 def run_dbt(
@@ -133,6 +164,8 @@ def run_dbt(
         # dbt repeats every failure with its message after "Completed with ...".
         summary = [i for i, ln in enumerate(log) if "Completed with" in ln]
         detail = "\n".join(log[summary[-1] + 1:] if summary else log[-25:])
+        if dbt_vars["raw_format"] == "csv":
+            detail = "\n".join([*_raw_csv_problems(cfg, "\n".join(log)), detail])
         raise DbtError(f"dbt {' '.join(args)} failed (exit {returncode}):\n{detail}")
     if "--full-refresh" in args and not any(a in args for a in ("--select", "-s", "--exclude")):
         replaced.unlink(missing_ok=True)  # every incremental model has been rebuilt
@@ -169,7 +202,8 @@ def table_counts(cfg: Config) -> dict[str, int]:
         existing = {r[0] for r in con.execute(
             "select table_name from information_schema.tables").fetchall()}
         fmt = raw_format(cfg.raw_dir)
-        reader = "read_parquet(?)" if fmt == "parquet" else "read_csv(?, all_varchar = true)"
+        reader = ("read_parquet(?)" if fmt == "parquet"
+                  else f"read_csv(?, {raw_csv_options(cfg)})")
         absent = missing_tables(cfg.raw_dir)
         for name in ("orders", "returns", "page_views", "customers"):
             raw = cfg.raw_dir / f"{name}.{fmt}"

@@ -1,6 +1,8 @@
 {%- set columns = clv_source_columns(
     source('raw', 'customers'),
     required=['customer_id'],
+    optional=['signup_at', 'country', 'acquisition_channel'],
+    timestamps=['signup_at'],
 ) -%}
 -- Typed raw customer attributes with the reason a row cannot be trusted and its copy number.
 -- Which copy wins among rows sharing a customer_id: the earliest signup_at.

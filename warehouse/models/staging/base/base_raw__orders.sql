@@ -1,6 +1,10 @@
 {%- set columns = clv_source_columns(
     source('raw', 'orders'),
     required=['order_id', 'customer_id', 'ordered_at', 'order_total'],
+    optional=['currency', 'item_count', 'channel'],
+    timestamps=['ordered_at'],
+    amounts=['order_total'],
+    require_rows=true,
 ) -%}
 -- Typed raw orders with the reason a row cannot be trusted (null when it can) and its copy
 -- number among rows sharing an order_id. Which copy wins: the earliest ordered_at, then the
@@ -53,9 +57,9 @@ checked as (
             when typed.customer_id is null then 'missing customer_id'
             when typed.ordered_at is null then 'missing or unparseable ordered_at'
             when typed.order_total is null then 'missing or non-numeric order_total'
-            when typed.order_total <> typed.order_total or typed.order_total > 1e12
-                then 'non-finite order_total'
+            when not {{ clv_is_finite('typed.order_total') }} then 'non-finite order_total'
             when typed.order_total < 0 then 'negative order_total'
+            when typed.order_total > {{ var('max_amount') }} then 'order_total above max_amount'
             when typed.ordered_at > {{ dbt.current_timestamp() }} then 'ordered_at in the future'
             when typed.ordered_at < {{ clv_data_start() }} then 'ordered_at before data_start'
             when customers_given.check_customers and known_customers.customer_id is null

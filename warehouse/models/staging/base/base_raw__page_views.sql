@@ -1,6 +1,8 @@
 {%- set columns = clv_source_columns(
     source('raw', 'page_views'),
     required=['customer_id', 'viewed_at'],
+    optional=['session_id', 'page_type', 'product_id', 'category'],
+    timestamps=['viewed_at'],
 ) -%}
 -- Typed raw page views with the reason a row cannot be trusted (null when it can). An empty
 -- customer_id is an anonymous visitor, not an error.

@@ -1,12 +1,17 @@
 {%- set columns = clv_source_columns(
     source('raw', 'returns'),
     required=['return_id', 'customer_id', 'returned_at', 'refund_amount'],
+    optional=['order_id', 'item_count'],
+    timestamps=['returned_at'],
+    amounts=['refund_amount'],
 ) -%}
 -- Typed raw returns with the reason a row cannot be trusted (null when it can) and its copy
 -- number among rows sharing a return_id. Which copy wins: the earliest returned_at, then the
 -- larger refund_amount. Kept returns are then matched to clean orders: a return naming an
--- order that does not exist is quarantined, and so is the return that takes an order's refunds
--- (in time order) above its total. A return without order_id is kept unmatched.
+-- order that does not exist (or was quarantined) is quarantined, so is a return naming another
+-- customer's order (its refund would be booked against the wrong customer), and so is the return
+-- that takes an order's refunds (in time order) above its total. A return without order_id is
+-- kept unmatched.
 with
 
 source as (
@@ -55,9 +60,10 @@ checked as (
             when typed.customer_id is null then 'missing customer_id'
             when typed.returned_at is null then 'missing or unparseable returned_at'
             when typed.refund_amount is null then 'missing or non-numeric refund_amount'
-            when typed.refund_amount <> typed.refund_amount or typed.refund_amount > 1e12
-                then 'non-finite refund_amount'
+            when not {{ clv_is_finite('typed.refund_amount') }} then 'non-finite refund_amount'
             when typed.refund_amount < 0 then 'negative refund_amount'
+            when typed.refund_amount > {{ var('max_amount') }}
+                then 'refund_amount above max_amount'
             when typed.returned_at > {{ dbt.current_timestamp() }} then 'returned_at in the future'
             when typed.returned_at < {{ clv_data_start() }} then 'returned_at before data_start'
             when customers_given.check_customers and known_customers.customer_id is null
@@ -94,8 +100,12 @@ matched as (
     select
         numbered.*,
         orders.order_id as matched_order_id,
+        orders.customer_id as matched_customer_id,
         orders.order_total as matched_order_total,
-        sum(numbered.refund_amount) over (
+        -- refunds of the order's own customer only: another customer's return is quarantined
+        -- for that and does not count against the order
+        sum(case when orders.customer_id = numbered.customer_id then numbered.refund_amount end)
+        over (
             partition by numbered.order_id
             order by numbered.returned_at, numbered.return_id
             rows between unbounded preceding and current row
@@ -116,6 +126,8 @@ select
             when numbered.copy_number > 1 then null
             when numbered.order_id is not null and matched.matched_order_id is null
                 then 'unknown order_id'
+            when matched.matched_customer_id <> numbered.customer_id
+                then 'order_id of another customer'
             when matched.refunded_so_far > matched.matched_order_total + 0.005
                 then 'refund exceeds its order'
         end
