@@ -27,6 +27,7 @@ own path (:func:`supports`).
 from __future__ import annotations
 
 import datetime as dt
+import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -78,6 +79,14 @@ def concat(pieces: list[Encoded]) -> bytes:
     return data[mask].tobytes()
 
 
+def concat_rows(pieces: list[Encoded]) -> list[bytes]:
+    """Like :func:`concat`, but one ``bytes`` per row."""
+    total = np.sum([p.length for p in pieces], axis=0)
+    joined = concat(pieces)
+    ends = np.cumsum(total)
+    return [joined[e - t:e] for e, t in zip(ends.tolist(), total.tolist(), strict=True)]
+
+
 def _varints(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Protobuf varints of int64 ``values`` (negatives as 10-byte two's complement, as
     protobuf encodes int32 and int64): a (n, 10) byte matrix and each varint's length."""
@@ -105,7 +114,7 @@ def encode_values(column: Any, dtype: Any) -> Encoded:
     """
     import pyarrow as pa
     import pyarrow.compute as pc
-    from feast.types import Array, Float32, Float64, Int32, Int64
+    from feast.types import Array, Float32, Float64, Int32, Int64, String
 
     n = len(column)
     valid = column.is_valid().to_numpy(zero_copy_only=False)
@@ -134,6 +143,14 @@ def encode_values(column: Any, dtype: Any) -> Encoded:
             outer = b"\x82\x01" + _varint_bytes(len(inner) + 4 * size)
             body = flat.view(np.uint8).reshape(n, 4 * size)
             return _tagged(outer + inner, body, np.full(n, 4 * size, dtype=np.int64), valid)
+    if dtype == String:  # Value.string_val (field 2): length-prefixed UTF-8
+        texts = Encoded.from_bytes([(v or "").encode() for v in
+                                    column.cast(pa.string()).to_pylist()])
+        size, size_len = _varints(texts.length)
+        head = Encoded(np.concatenate([np.full((n, 1), 0x12, dtype=np.uint8), size], axis=1),
+                       np.where(valid, 1 + size_len, 0).astype(np.int64))
+        body = Encoded(texts.data, np.where(valid, texts.length, 0))
+        return Encoded.from_bytes(concat_rows([head, body]))
     from feast.type_map import python_values_to_proto_values
 
     protos = python_values_to_proto_values(column.to_pylist(), dtype.to_value_type())
@@ -168,6 +185,7 @@ def supports(store: FeatureStore) -> bool:
     return (getattr(online, "type", None) == "redis"
             and str(getattr(online, "redis_type", "redis")).endswith("redis")
             and not getattr(online, "key_ttl_seconds", None)
+            and store.config.entity_key_serialization_version == 3
             and not store.config.registry.enable_online_feature_view_versioning)
 
 
@@ -182,7 +200,7 @@ def latest_rows(path: str, start: dt.datetime, end: dt.datetime, columns: list[s
     sql = (f"select {selected} from read_parquet(?) "  # noqa: S608 - quoted schema names
            f"where {quoted(timestamp)} >= ? and {quoted(timestamp)} < ? "
            f"qualify row_number() over (partition by {quoted(entity_key)} "
-           f"order by {quoted(timestamp)} desc) = 1 order by {quoted(entity_key)}")
+           f"order by {quoted(timestamp)} desc) = 1")
     naive = [t.astimezone(dt.timezone.utc).replace(tzinfo=None) for t in (start, end)]
     with duckdb.connect() as con:
         return con.execute(sql, [path, *naive]).fetch_arrow_table()
@@ -191,19 +209,31 @@ def latest_rows(path: str, start: dt.datetime, end: dt.datetime, columns: list[s
 def hset_commands(store: FeatureStore, fv: FeatureView, table: Any) -> list[Encoded]:
     """The pieces of one ``HSET`` per row of ``table`` (rows of ``fv``), as Feast writes it."""
     import pyarrow as pa
-    from feast.infra.key_encoding_utils import serialize_entity_key
+    from feast.infra.key_encoding_utils import serialize_entity_key, serialize_entity_key_prefix
     from feast.infra.online_stores.helpers import _mmh3
     from feast.protos.feast.types.EntityKey_pb2 import EntityKey
     from feast.protos.feast.types.Value_pb2 import Value
+    from feast.value_type import ValueType
 
     n = table.num_rows
     entity = fv.entity_columns[0].name
-    project = store.config.project.encode()
-    version = store.config.entity_key_serialization_version
-    keys = [serialize_entity_key(EntityKey(join_keys=[entity],
-                                           entity_values=[Value(string_val=str(v))]),
-                                 entity_key_serialization_version=version) + project
-            for v in table.column(entity).to_pylist()]
+    ids = table.column(entity).cast(pa.string()).to_pylist()
+    # Entity key version 3 of one string join key: the key names' prefix, then the value's
+    # type (STRING) and length as little-endian uint32, then its UTF-8 bytes; + the project.
+    encoded_ids = Encoded.from_bytes([i.encode() for i in ids])
+    keys = [Encoded.constant(serialize_entity_key_prefix([entity], 3)
+                             + struct.pack("<I", ValueType.STRING.value), n),
+            Encoded(encoded_ids.length.astype("<u4").view(np.uint8).reshape(n, 4),
+                    np.full(n, 4, dtype=np.int64)),
+            encoded_ids, Encoded.constant(store.config.project.encode(), n)]
+    key_bytes = Encoded.from_bytes(concat_rows(keys))
+    expected = serialize_entity_key(EntityKey(join_keys=[entity],
+                                              entity_values=[Value(string_val=ids[0])]),
+                                    entity_key_serialization_version=3)
+    first = bytes(key_bytes.data[0, :key_bytes.length[0]]) if n else b""
+    if n and first != expected + store.config.project.encode():
+        raise BulkLoadError("this Feast version serializes entity keys differently: set "
+                            "online_store.bulk_load to false")
     stamp = table.column(fv.batch_source.timestamp_field).cast(pa.timestamp("ns"))
     nanos = stamp.to_numpy().astype("datetime64[ns]").astype(np.int64)
     seconds, rest = np.divmod(nanos, 1_000_000_000)
@@ -217,7 +247,7 @@ def hset_commands(store: FeatureStore, fv: FeatureView, table: Any) -> list[Enco
         ts = _tagged(b"\x08", sec_body, sec_len, seconds != 0)
     fields = 1 + len(fv.features)
     pieces = [Encoded.constant(b"*%d\r\n$4\r\nHSET\r\n" % (2 + 2 * fields), n),
-              *_bulk_strings(Encoded.from_bytes(keys)),
+              *_bulk_strings(key_bytes),
               _bulk_constant(f"_ts:{fv.name}".encode(), n), *_bulk_strings(ts)]
     for feature in fv.features:
         pieces.append(_bulk_constant(_mmh3(f"{fv.name}:{feature.name}"), n))
@@ -236,16 +266,22 @@ class _Pipe:
         self.connection = client.connection_pool.make_connection()
         self.connection.connect()
         self.sock = self.connection._sock
+        self.expected = 0
 
     def send(self, buffer: bytes, commands: int) -> None:
-        """Send ``commands`` commands and wait for as many replies; raise on an error reply.
+        """Send ``commands`` commands; their replies are awaited by :meth:`wait`, so the
+        next buffer can be built while Redis works through this one."""
+        self.sock.sendall(buffer)
+        self.expected += commands
+
+    def wait(self) -> None:
+        """Read the replies of everything sent; raise on an error reply.
 
         Every reply to ``HSET`` is one line (``:<n>``, or ``-<error>``), so counting line ends
         counts replies; ``tail`` holds the start of a reply not received in full yet.
         """
-        self.sock.sendall(buffer)
         seen, tail = 0, b""
-        while seen < commands:
+        while seen < self.expected:
             chunk = self.sock.recv(1 << 20)
             if not chunk:
                 raise BulkLoadError("Redis closed the connection during a bulk load")
@@ -257,6 +293,7 @@ class _Pipe:
             seen += data.count(b"\r\n")
             cut = data.rfind(b"\r\n")
             tail = data[cut + 2:] if cut >= 0 else data
+        self.expected = 0
 
     def close(self) -> None:
         self.connection.disconnect()
@@ -276,7 +313,10 @@ def load_redis(store: FeatureStore, fv: FeatureView, start: dt.datetime,
     try:
         for first in range(0, table.num_rows, CHUNK_ROWS):
             chunk = table.slice(first, CHUNK_ROWS)
-            pipe.send(concat(hset_commands(store, fv, chunk)), chunk.num_rows)
+            buffer = concat(hset_commands(store, fv, chunk))
+            pipe.wait()  # the previous chunk's replies: Redis wrote it while this one was built
+            pipe.send(buffer, chunk.num_rows)
+        pipe.wait()
     finally:
         pipe.close()
     return table.num_rows
