@@ -21,6 +21,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from clv_models import sql as quoting
 from clv_models.config import Config
 
 if TYPE_CHECKING:
@@ -159,7 +160,8 @@ def empty_online_store(cfg: Config, store: FeatureStore | None = None) -> None:
     """Delete every customer row of the online store.
 
     SQLite: the tables stay, as ``feast apply`` created them. Redis: this project's customer
-    keys are deleted (other projects and databases are left alone).
+    keys are deleted (other projects and databases are left alone), with ``UNLINK``: Redis
+    frees their memory in the background instead of blocking readers.
     """
     store = store or feature_store(cfg)
     if store.config.online_store.type == "redis":
@@ -168,10 +170,10 @@ def empty_online_store(cfg: Config, store: FeatureStore | None = None) -> None:
         for key in client.scan_iter(match=pattern, count=10_000):
             batch.append(key)
             if len(batch) == 10_000:
-                client.delete(*batch)
+                client.unlink(*batch)
                 batch = []
         if batch:
-            client.delete(*batch)
+            client.unlink(*batch)
         return
     _sqlite_tables(store, "delete from {table}")
 
@@ -197,7 +199,7 @@ def _sqlite_tables(store: FeatureStore, sql: str) -> list:
         tables = [r[0] for r in con.execute(
             "select name from sqlite_master where type = 'table' and name like ?",
             [f"{store.config.project}_%"])]
-        out = [con.execute(sql.format(table=f'"{t}"')).fetchone() for t in tables]
+        out = [con.execute(sql.format(table=quoting.identifier(t))).fetchone() for t in tables]
         con.commit()
     return [r[0] for r in out if r is not None]
 
