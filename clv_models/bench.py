@@ -180,7 +180,7 @@ def bench_warehouse(cfg: Config, as_of: dt.date | None = None,
         with timed(times, "rfm_handwritten"):
             hand = con.execute(HANDWRITTEN_RFM, params).df()
         ours = con.execute(
-            f"select customer_id, {', '.join(RFM_COLUMNS)} from read_parquet(?)",  # noqa: S608
+            f"select customer_id, {', '.join(RFM_COLUMNS)} from read_parquet(?)",  # noqa: S608 - fixed names
             [str(cfg.features_dir / "customer_rfm.parquet")]).df()
     merged = hand.merge(ours, on="customer_id", suffixes=("_hand", "_dbt"))
     same = len(merged) == len(hand) == len(ours) and all(

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import psutil
 
-from clv_models import features, training, warehouse
+from clv_models import features, sql, training, warehouse
 from clv_models.bench import BenchResult, PeakMemory, _ratio, timed
 from clv_models.config import Config, DeepConfig
 from clv_models.generate import generate_shop
@@ -203,10 +203,6 @@ def entity_rows(cfg: Config, cap: int | None, seed: int = 0) -> tuple[pd.DataFra
 
 
 # -- training: retrieval --------------------------------------------------------------------------
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def asof_join_sql(store: FeatureStore, services: Iterable[str] = features.SERVICES) -> str:
     """One DuckDB query doing Feast's point-in-time join by hand: the floor of the retrieval.
 
@@ -223,32 +219,34 @@ def asof_join_sql(store: FeatureStore, services: Iterable[str] = features.SERVIC
     for view, name in refs:
         by_view.setdefault(view, []).append(name)
     views = {fv.name: fv for fv in store.list_feature_views()}
-    # Identifiers come from the registry and are quoted; paths are escaped string literals.
+    # Identifiers come from the registry and paths from its sources: quoted by clv_models.sql
+    # (read_parquet's path could be a bound parameter, but not inside one prepared statement
+    # per view); the TTL is an int.
     ctes, columns, joins = [], [], []
-    key = _quote(features.ENTITY_KEY)
+    key = sql.identifier(features.ENTITY_KEY)
     for i, (view, names) in enumerate(by_view.items()):
         fv = views[view]
-        ts = _quote(fv.batch_source.timestamp_field)
-        path = fv.batch_source.path.replace("'", "''")
+        ts = sql.identifier(fv.batch_source.timestamp_field)
+        path = sql.literal(fv.batch_source.path)
         ttl = int(fv.ttl.total_seconds()) if fv.ttl else None
-        selected = ", ".join(_quote(n) for n in names)
+        selected = ", ".join(sql.identifier(n) for n in names)
         # Only the entities' customers and the time range their rows can reach: what anyone
         # writing this join by hand would do, and it keeps the join's build side small.
-        oldest = (f" and {ts} >= (select min(event_timestamp) from e) "  # noqa: S608
+        oldest = (f" and {ts} >= (select min(event_timestamp) from e) "  # noqa: S608 - quoted
                   f"- to_seconds({ttl})" if ttl else "")
-        source = (f"select {key}, {ts}, {selected} from read_parquet('{path}') "  # noqa: S608
+        source = (f"select {key}, {ts}, {selected} from read_parquet({path}) "  # noqa: S608 - quoted
                   f"where {key} in (select {key} from e) "
                   f"and {ts} <= (select max(event_timestamp) from e){oldest}")
         within_ttl = f"where f.{ts} >= e.event_timestamp - to_seconds({ttl})" if ttl else ""
-        picked = ", ".join(f"f.{_quote(n)}" for n in names)
-        ctes.append(f"v{i} as (select e._row, {picked} "  # noqa: S608
+        picked = ", ".join(f"f.{sql.identifier(n)}" for n in names)
+        ctes.append(f"v{i} as (select e._row, {picked} "  # noqa: S608 - quoted
                     f"from e asof join ({source}) as f "
                     f"on e.{key} = f.{key} and e.event_timestamp >= f.{ts} {within_ttl})")
-        columns += [f"v{i}.{_quote(n)}" for n in names]
+        columns += [f"v{i}.{sql.identifier(n)}" for n in names]
         joins.append(f"left join v{i} using (_row)")
     head = ("with e as (select row_number() over () as _row, *, "
             "cast(cast(as_of_date as date) as timestamptz) as event_timestamp from entities)")
-    tail = (f"select e.* exclude (_row), {', '.join(columns)} "  # noqa: S608
+    tail = (f"select e.* exclude (_row), {', '.join(columns)} "  # noqa: S608 - quoted
             f"from e {' '.join(joins)} order by e.as_of_date, e.{key}, e._row")
     return f"{head}, {', '.join(ctes)} {tail}"
 
@@ -266,7 +264,7 @@ def asof_join_features(entities: pd.DataFrame, store: FeatureStore,
         con.execute("set TimeZone = 'UTC'")
         con.execute("set preserve_insertion_order = false")  # the query orders its rows
         if memory_limit:
-            con.execute(f"set memory_limit = '{memory_limit}'")
+            con.execute(f"set memory_limit = {sql.literal(memory_limit)}")
         con.register("entities", entities)
         out = con.execute(asof_join_sql(store, services)).df()
     out["as_of_date"] = pd.to_datetime(out["as_of_date"]).dt.date

@@ -44,7 +44,7 @@ from pathlib import Path
 
 import duckdb
 
-from clv_models import scoring, warehouse
+from clv_models import scoring, sql, warehouse
 from clv_models.config import Config
 
 DATABASE_FILE = "clv_bi.duckdb"
@@ -141,8 +141,11 @@ def publish(cfg: Config) -> Publication:
             _check_consistent(con, [t for t in BI_MODELS if t not in missing])
             for table in rows:
                 path = staged_parquet / f"{table}.parquet"
-                con.execute(f"copy (select * from {table}) to '{_literal(path)}' "  # noqa: S608 - fixed names
-                            f"(format parquet, kv_metadata {{publication_id: '{publication_id}'}})")
+                # COPY takes no bound parameters: the path and the id are quoted literals,
+                # the table one of the fixed TABLES.
+                con.execute(f"copy (select * from {sql.identifier(table, TABLES)}) to "  # noqa: S608 - quoted
+                            f"{sql.literal(path)} (format parquet, kv_metadata "
+                            f"{{publication_id: {sql.literal(publication_id)}}})")
                 _fsync(path)
             con.execute("checkpoint")
         _fsync(staged_database)
@@ -171,7 +174,7 @@ def _copy_tables(con: duckdb.DuckDBPyConnection, warehouse_path: Path, publicati
     """Copy the published tables from the warehouse into ``con``'s database; return the row
     count per table and the BI models the warehouse does not have yet."""
     try:
-        con.execute(f"attach '{_literal(warehouse_path)}' as warehouse (read_only)")
+        con.execute(f"attach {sql.literal(warehouse_path)} as warehouse (read_only)")
     except duckdb.IOException as exc:
         raise PublishError(f"cannot read {warehouse_path} (another process is writing it?): "
                            f"{exc}") from exc
@@ -181,7 +184,7 @@ def _copy_tables(con: duckdb.DuckDBPyConnection, warehouse_path: Path, publicati
     if "clv_scores" not in present:
         raise FileNotFoundError(f"no clv_scores in {warehouse_path}: run `clv build` (creates "
                                 "it empty) or `clv score`")
-    con.execute("create table clv_scores as select * from warehouse.main.clv_scores "  # noqa: S608
+    con.execute("create table clv_scores as select * from warehouse.main.clv_scores "  # noqa: S608 - fixed names
                 f"order by {', '.join(_SCORE_SET)}, customer_id")
     con.execute(f"create table clv_scores_latest as {scoring.LATEST_SELECT} "  # noqa: S608 - fixed SQL
                 "order by model_name, customer_id")
@@ -191,7 +194,7 @@ def _copy_tables(con: duckdb.DuckDBPyConnection, warehouse_path: Path, publicati
             con.execute(f"create table {table} as select * from warehouse.main.{table}")  # noqa: S608 - fixed names
     con.execute("detach warehouse")
     tables = [t for t in TABLES if t not in missing and t != "bi_publication"]
-    rows = {t: con.execute(f"select count(*) from {t}").fetchone()[0] for t in tables}  # noqa: S608
+    rows = {t: con.execute(f"select count(*) from {t}").fetchone()[0] for t in tables}  # noqa: S608 - fixed names
     con.execute("create table bi_publication (publication_id varchar, published_at timestamp, "
                 "table_name varchar, row_count bigint)")
     con.executemany("insert into bi_publication values (?, ?, ?, ?)",
@@ -204,8 +207,9 @@ def _check_consistent(con: duckdb.DuckDBPyConnection, models: list[str]) -> None
     """Raise :class:`PublishError` unless every BI model's customers add up to the scores'
     per scored set (``segment_movements`` only for the sets it describes)."""
     keys = ", ".join(_SCORE_SET)
-    for model in models:
-        join = "inner join" if model == "segment_movements" else "full outer join"
+    for name in models:
+        model = sql.identifier(name, BI_MODELS)
+        join = "inner join" if name == "segment_movements" else "full outer join"
         bad = con.execute(f"""
             with scores as (
                 select {keys}, count(*) as customers from clv_scores group by {keys}
@@ -218,7 +222,7 @@ def _check_consistent(con: duckdb.DuckDBPyConnection, models: list[str]) -> None
         """).fetchone()[0]  # noqa: S608 - fixed names
         if bad:
             raise PublishError(
-                f"{model} does not add up to clv_scores for {bad} scored set(s): the BI models "
+                f"{name} does not add up to clv_scores for {bad} scored set(s): the BI models "
                 "are older than the scores; `clv publish` rebuilds them first")
 
 
@@ -256,7 +260,3 @@ def _fsync(path: Path, directory: bool = False) -> None:
     finally:
         os.close(fd)
 
-
-def _literal(path: Path) -> str:
-    """A path as the body of a SQL string literal."""
-    return str(path).replace("'", "''")

@@ -209,7 +209,7 @@ def table_counts(cfg: Config) -> dict[str, int]:
             raw = cfg.raw_dir / f"{name}.{fmt}"
             if name not in absent:
                 counts[f"raw.{name}"] = con.execute(
-                    f"select count(*) from {reader}", [str(raw)]).fetchone()[0]  # noqa: S608
+                    f"select count(*) from {reader}", [str(raw)]).fetchone()[0]  # noqa: S608 - fixed SQL
         for model in ("stg_raw__orders", "stg_raw__returns", "stg_raw__page_views",
                       "stg_raw__customers", "stg_raw__quarantined_rows", "customer_rfm",
                       "customer_clv_labels", "clv_scores"):
