@@ -28,4 +28,5 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/bandit -q -c pyproject.toml -r clv_models scripts feature_repo
 	$(BIN)/python -m pytest
