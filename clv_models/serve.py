@@ -15,7 +15,8 @@ API (OpenAPI schema at ``/openapi.json``, interactive docs at ``/docs``):
   features for the id, 422 for a malformed id.
 * ``POST /v1/clv[?explain=true]`` with ``{"customer_ids": [...]}`` (1 to 1,000 ids): the known
   customers' results in request order and the unknown ids in ``not_found``; 422 for a
-  malformed body.
+  malformed body, 400 for one that is not UTF-8, 413 for one over 256 KiB (1,000 ids of the
+  longest allowed form take about 131 KiB).
 
 Deciles and segments follow batch scoring (:func:`clv_models.scoring.segments`): the decile is
 the one the prediction falls in among the latest batch scoring of the same model version
@@ -29,7 +30,10 @@ as-of date, as in batch scoring.
 Security defaults: the server listens on 127.0.0.1. It refuses to listen on any other address
 unless a token is configured (the environment variable named by ``--token-env``, default
 ``CLV_API_TOKEN``, at least 16 characters); with a token, every ``/v1`` request needs
-``Authorization: Bearer <token>`` (compared in constant time), else 401.
+``Authorization: Bearer <token>`` (compared in constant time), else 401. Request bodies are
+capped (:data:`MAX_BODY_BYTES`) before they are parsed. ``scripts/fuzz_apis.py`` and
+``tests/test_security.py`` fuzz the API from its OpenAPI schema (no 5xx, responses as
+documented).
 """
 
 # No ``from __future__ import annotations``: FastAPI reads the route functions' annotations
@@ -62,10 +66,12 @@ if TYPE_CHECKING:
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 DEFAULT_MODEL = "deep_ziln"
-DEFAULT_TOKEN_ENV = "CLV_API_TOKEN"  # noqa: S105 - the name of a variable, not a secret
+DEFAULT_TOKEN_ENV = "CLV_API_TOKEN"  # noqa: S105 - a variable name, not a secret  # nosec B105
 MIN_TOKEN_LENGTH = 16
 MAX_BATCH = 1000
 MAX_ID_LENGTH = 128
+#: Largest request body read: a full batch of the longest ids (~131 KiB) fits twice over.
+MAX_BODY_BYTES = 256 * 1024
 #: Customer ids: letters, digits and ``_ . : @ -``, starting with a letter or digit.
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$"
 SEGMENT_FEATURES = ("t_days", "net_revenue")  # what the segment rules read besides predictions
@@ -337,10 +343,16 @@ def create_app(service: CLVService, token: str | None = None) -> FastAPI:
             raise HTTPException(status_code=401, detail="missing or wrong bearer token",
                                 headers={"WWW-Authenticate": "Bearer"})
 
-    app = FastAPI(title="CLV endpoint", version=__version__,
+    app = FastAPI(title="CLV endpoint", version=__version__, max_body_size=MAX_BODY_BYTES,
                   description="Predicted customer lifetime value from the Feast online store.")
+    # Statuses the framework answers before a route runs, documented so clients (and the
+    # schema-driven fuzzing) know them: no token (401), a body over the cap (413) or not UTF-8
+    # (400). 422 (validation) is documented by FastAPI itself.
+    unauthorized = {401: {"description": "Missing or wrong bearer token (when one is set)"}}
+    bad_body = {400: {"description": "The body is not UTF-8 text"},
+                413: {"description": f"The body is over {MAX_BODY_BYTES:,} bytes"}}
 
-    @app.get("/health")
+    @app.get("/health", responses={503: {"description": "The online store does not answer"}})
     def health() -> JSONResponse:
         """Model, online store status (503 when it does not answer) and decile source."""
         ok, body = service.health()
@@ -348,7 +360,8 @@ def create_app(service: CLVService, token: str | None = None) -> FastAPI:
                             status_code=200 if ok else 503)
 
     @app.get("/v1/clv/{customer_id}", response_model=CLVResult,
-             dependencies=[Depends(authorize)], responses={404: {"description": "Unknown id"}})
+             dependencies=[Depends(authorize)],
+             responses={404: {"description": "Unknown id"}, **unauthorized})
     def clv_one(customer_id: Annotated[str, PathParam(min_length=1, max_length=MAX_ID_LENGTH,
                                                       pattern=ID_PATTERN)],
                 explain: Annotated[bool, Query()] = False) -> dict[str, Any]:
@@ -359,7 +372,8 @@ def create_app(service: CLVService, token: str | None = None) -> FastAPI:
                                 detail=f"customer {customer_id!r} has no features online")
         return results[0]
 
-    @app.post("/v1/clv", response_model=BatchResponse, dependencies=[Depends(authorize)])
+    @app.post("/v1/clv", response_model=BatchResponse, dependencies=[Depends(authorize)],
+              responses={**unauthorized, **bad_body})
     def clv_batch(request: BatchRequest,
                   explain: Annotated[bool, Query()] = False) -> dict[str, Any]:
         """Predicted CLV of up to 1,000 customers; unknown ids are listed in not_found."""
