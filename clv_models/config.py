@@ -326,6 +326,10 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
             setattr(cfg, key, _coerce(Config, key, value, ""))
     if cfg.horizon_days < 1:
         raise ConfigError("horizon_days must be >= 1")
+    if cfg.as_of.unit not in ("day", "week", "month"):  # it reaches dbt's SQL as a date part
+        raise ConfigError(f"as_of.unit must be one of day, week, month (got {cfg.as_of.unit!r})")
+    if cfg.as_of.every < 1:
+        raise ConfigError("as_of.every must be >= 1")
     if cfg.shop.customers < 1:
         raise ConfigError("shop.customers must be >= 1")
     if cfg.shop.end <= cfg.shop.start:

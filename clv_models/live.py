@@ -55,6 +55,13 @@ WINDOWS = (7, 30, 90, 180, 365)
 SUMMARY_FEATURES = ("order_count", "days_since_last_order", "gross_revenue", "refund_amount",
                     "net_revenue", "orders_30d", "net_revenue_30d", "return_count")
 EventKind = Literal["order", "return"]
+#: Largest order or refund accepted: far above any real one, and small enough that sums of
+#: such amounts stay finite floats (an unbounded amount could push ``inf`` into the store).
+MAX_AMOUNT = 1e12
+#: Longest customer id accepted (as the CLV endpoint's).
+MAX_ID_LENGTH = 128
+#: How far ``at`` may lie in the future (clock skew between the sender and this machine).
+FUTURE_SLACK = dt.timedelta(days=1)
 _lock = threading.Lock()  # one read-modify-write at a time within a process
 
 
@@ -66,8 +73,10 @@ class UnknownCustomerError(ValueError):
 class LiveEvent:
     """One order or return of a customer.
 
-    ``amount`` is the gross order total or the refund (≥ 0, currency units); ``at`` is when it
-    happened (default: now, UTC; a naive time is read as UTC).
+    ``amount`` is the gross order total or the refund (0 to :data:`MAX_AMOUNT`, currency
+    units); ``at`` is when it happened (default: now, UTC; a naive time is read as UTC; at most
+    :data:`FUTURE_SLACK` ahead of now). ``customer_id``: 1 to :data:`MAX_ID_LENGTH` printable
+    characters. Anything else raises ``ValueError`` before the online store is read.
     """
 
     customer_id: str
@@ -78,10 +87,16 @@ class LiveEvent:
     def __post_init__(self) -> None:
         if self.kind not in ("order", "return"):
             raise ValueError(f"event kind must be 'order' or 'return', got {self.kind!r}")
-        if not math.isfinite(self.amount) or self.amount < 0:
-            raise ValueError(f"event amount must be a finite number >= 0, got {self.amount!r}")
+        if not math.isfinite(self.amount) or not 0 <= self.amount <= MAX_AMOUNT:
+            raise ValueError(f"event amount must be a number from 0 to {MAX_AMOUNT:g}, got "
+                             f"{self.amount!r}")
         if not self.customer_id:
             raise ValueError("event customer_id is empty")
+        if len(self.customer_id) > MAX_ID_LENGTH or not self.customer_id.isprintable():
+            raise ValueError(f"event customer_id must be at most {MAX_ID_LENGTH} printable "
+                             f"characters, got {self.customer_id[:MAX_ID_LENGTH + 1]!r}")
+        if self.timestamp() > dt.datetime.now(dt.timezone.utc) + FUTURE_SLACK:
+            raise ValueError(f"event at {self.timestamp().isoformat()} is in the future")
 
     def timestamp(self) -> dt.datetime:
         """``at`` as an aware UTC datetime (now when not given)."""
