@@ -159,19 +159,25 @@ def http_server(cmd: list[str], port: int, cwd: Path, env: dict[str, str], log: 
         _stop(proc)
 
 
-def store_data_dir(cfg: Config, where: Path, online_store: OnlineStoreConfig) -> Config:
+def store_data_dir(cfg: Config, where: Path, online_store: OnlineStoreConfig,
+                   copies: tuple[str, ...] = ()) -> Config:
     """A data directory ``where`` that shares ``cfg``'s data (symbolic links to its raw
     files, features, models and warehouse) but has its own Feast registry and online store.
 
     Feast keeps one registry per repo, with the materialized intervals of one online store:
     two stores over the same features need two registries. Nothing in ``cfg``'s own data
-    directory is written.
+    directory is written, unless through a link: the entries named in ``copies`` (e.g.
+    ``("features",)``, which Feast's offline pushes rewrite) are copied instead of linked.
     """
     cfg = cfg.resolved()
     where.mkdir(parents=True, exist_ok=True)
     for name in ("raw", "truth", "features", "models", cfg.warehouse_path.name):
         src, dst = cfg.data_dir / name, where / name
-        if src.exists() and not dst.is_symlink() and not dst.exists():
+        if not src.exists() or dst.is_symlink() or dst.exists():
+            continue
+        if name in copies:
+            (shutil.copytree if src.is_dir() else shutil.copy2)(src, dst)
+        else:
             dst.symlink_to(src, target_is_directory=src.is_dir())
     return dataclasses.replace(cfg, data_dir=where, online_store=online_store).resolved()
 
