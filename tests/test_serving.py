@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pytest
 from feast.data_source import PushMode
@@ -25,6 +26,7 @@ from feast.data_source import PushMode
 from clv_models import features, live
 from clv_models.config import PROJECT_ROOT
 from clv_models.models import load_model
+from clv_models.online_lookup import OnlineLookup
 from clv_models.serve import check_binding, is_loopback
 
 TOKEN = "test-token-0123456789abcdef"  # a test value, not a secret
@@ -229,6 +231,92 @@ def test_batch_unknown_and_malformed_ids(clv_server, pipeline_run):
     assert request(f"{url}/{'x' * 129}", token=TOKEN)[0] == 422
     assert request(f"{url}/bad%20id", token=TOKEN)[0] == 422
     assert request(f"{url}/%2Fetc", token=TOKEN)[0] in (404, 422)
+
+
+# -- the endpoint's read and predict paths ----------------------------------------------------
+def equal(a, b) -> bool:
+    """Exactly equal values, NaN equal to NaN, lists element by element."""
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(equal(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return type(a) is type(b) and a == b
+
+
+def assert_lookup_equals_feast(cfg, ids: list[str]) -> None:
+    """The endpoint's prepared lookup reads what Feast's get_online_features reads: the same
+    Python values (types included) and the same row timestamps, for each feature service plus
+    the segment features, unknown ids included."""
+    store = features.feature_store(cfg)
+    for service in ("clv_v1", "clv_v2"):
+        refs = [f"{view}:{name}" for view, name in features._service_refs(store, service)]
+        refs.append("customer_rfm:t_days")  # a repeated reference is read once, as by Feast
+        lookup = OnlineLookup(store, refs, features.ENTITY_KEY)
+        values, stamps = lookup.read(ids)
+        expected = store.get_online_features(
+            features=list(dict.fromkeys(refs)),
+            entity_rows=[{features.ENTITY_KEY: c} for c in ids]).to_dict(
+                include_event_timestamps=True)
+        # The same columns (Feast orders a view's features its own way: models select by name).
+        assert sorted(values) == sorted(k for k in expected if not k.endswith("__ts"))
+        for name, column in values.items():
+            assert all(equal(a, b) for a, b in zip(column, expected[name], strict=True)), name
+        for fv, fields in lookup.views:
+            seconds = [int(ts.timestamp()) if ts is not None else 0 for ts in stamps[fv.name]]
+            assert seconds == expected[f"{fields[0][0]}__ts"], fv.name
+
+
+def test_the_prepared_lookup_reads_what_feast_reads(pipeline_run):
+    cfg = pipeline_run.cfg
+    _, entities = features.scoring_entities(cfg)
+    ids = [*entities["customer_id"][::97], "NO_SUCH_CUSTOMER"]
+    assert_lookup_equals_feast(cfg, ids)
+    assert_lookup_equals_feast(cfg, ids[:1])
+
+
+def test_predicting_from_columns_equals_the_batch_predict(pipeline_run):
+    """The endpoint predicts from Feast's columns (a mapping, no DataFrame), one customer at
+    a time: the same numbers as a batch predict on a DataFrame. Exactly, except the deep
+    model's one-row forward pass, whose float32 sums may round differently from a batch's
+    (within 1e-4 relative; batch scoring's own chunks do the same)."""
+    cfg = pipeline_run.cfg
+    store = features.feature_store(cfg)
+    _, entities = features.scoring_entities(cfg)
+    ids = list(entities["customer_id"][::61])
+    fields = ("predicted_clv", "p_purchase", "clv_p10", "clv_p50", "clv_p90")
+    for name in pipeline_run.models:
+        model = load_model(cfg.models_dir / name)
+        service = store.get_feature_service(model.metadata.get("feature_service",
+                                                               model.feature_service))
+        columns = store.get_online_features(
+            features=service, entity_rows=[{"customer_id": c} for c in ids]).to_dict()
+        frame = pd.DataFrame(columns)
+        batch, from_columns = model.predict(frame), model.predict(columns)
+        for field in fields:
+            a, b = getattr(batch, field), getattr(from_columns, field)
+            assert (a is None and b is None) or np.array_equal(a, b), (name, field)
+        # One row at a time, as the endpoint asks; a one-row DataFrame holds an all-null
+        # feature as an object column (XGBoost refused those before).
+        object_rows = 0
+        for i in range(len(ids)):
+            row = {k: v[i: i + 1] for k, v in columns.items()}
+            row_frame = pd.DataFrame(row)
+            one, one_frame = model.predict(row), model.predict(row_frame)
+            object_rows += any(row_frame[c].dtype == np.dtype(object)
+                               and pd.api.types.is_numeric_dtype(frame[c])
+                               for c in model.feature_names)
+            for field in fields:
+                a, b, c = (getattr(p, field) for p in (batch, one, one_frame))
+                if a is None:
+                    assert b is None and c is None
+                    continue
+                assert np.array_equal(b, c), (name, field, i)
+                if name == "deep_ziln":
+                    np.testing.assert_allclose(b[0], a[i], rtol=1e-4, err_msg=f"{field} {i}")
+                else:
+                    assert b[0] == a[i], (name, field, i)
+        if name == "xgboost":
+            assert object_rows > 0  # the object-column case was exercised
 
 
 # -- feast serve and the push path ------------------------------------------------------------

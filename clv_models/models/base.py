@@ -4,14 +4,53 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeAlias
 
 import numpy as np
 import pandas as pd
 
 METADATA_FILE = "metadata.json"
+
+#: What ``predict`` takes: a DataFrame (batch scoring, evaluation) or columns as a mapping of
+#: name -> values per row (the online endpoint's few rows, as Feast's ``to_dict`` gives them,
+#: without the cost of building a DataFrame). Both give the same predictions.
+Features: TypeAlias = pd.DataFrame | Mapping[str, Sequence[Any]]
+
+
+def feature_columns(X: Features) -> list[str]:
+    """The column names of ``X``."""
+    return list(X.columns if isinstance(X, pd.DataFrame) else X.keys())
+
+
+def numeric_matrix(X: Features, names: list[str]) -> np.ndarray:
+    """``float64 [n, len(names)]`` of the columns ``names``; missing values are NaN."""
+    if isinstance(X, pd.DataFrame):
+        return X[names].to_numpy(dtype=np.float64, na_value=np.nan)
+    if not names:
+        return np.zeros((n_rows(X), 0))
+    return np.ascontiguousarray(np.array([X[c] for c in names], dtype=np.float64).T)
+
+
+def object_column(X: Features, name: str) -> np.ndarray:
+    """One column as a 1-D object array (one Python value, list or array per row)."""
+    if isinstance(X, pd.DataFrame):
+        return X[name].to_numpy(dtype=object)
+    values = X[name]
+    out = np.empty(len(values), dtype=object)
+    for i, v in enumerate(values):  # element-wise: a list of equal-length lists must stay 1-D
+        out[i] = v
+    return out
+
+
+def n_rows(X: Features) -> int:
+    """The number of rows of ``X``."""
+    if isinstance(X, pd.DataFrame):
+        return len(X)
+    return len(next(iter(X.values()))) if len(X) else 0
+
 
 
 @dataclass
@@ -48,7 +87,8 @@ class CLVModel:
             y_val: np.ndarray | None = None) -> CLVModel:
         raise NotImplementedError
 
-    def predict(self, X: pd.DataFrame, explain: bool = False) -> Prediction:
+    def predict(self, X: Features, explain: bool = False) -> Prediction:
+        """Predictions for the rows of ``X`` (a DataFrame or a mapping of columns)."""
         raise NotImplementedError
 
     # -- persistence --------------------------------------------------------------------------
@@ -77,12 +117,17 @@ class CLVModel:
     def version(self) -> str:
         return self.metadata.get("model_version", "unsaved")
 
-    def _check_features(self, X: pd.DataFrame) -> np.ndarray:
-        missing = [c for c in self.feature_names if c not in X.columns]
+    def _check_features(self, X: Features) -> np.ndarray:
+        """The model's features of ``X`` as ``float64 [n, p]`` (NaN where missing); a
+        KeyError names the columns ``X`` lacks."""
+        self._require_columns(X)
+        return numeric_matrix(X, self.feature_names)
+
+    def _require_columns(self, X: Features) -> None:
+        columns = set(feature_columns(X))
+        missing = [c for c in self.feature_names if c not in columns]
         if missing:
             raise KeyError(f"{self.name}: feature columns missing from input: {missing}")
-        values = X[self.feature_names].to_numpy(dtype=np.float64, na_value=np.nan)
-        return values
 
 
 def load_model(directory: Path) -> CLVModel:

@@ -28,6 +28,7 @@ import json
 import platform
 import time
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +40,15 @@ from torch import nn
 from clv_models import metrics
 from clv_models.config import DeepConfig
 from clv_models.features import SEQUENCE_SERVICE, sequence_array
-from clv_models.models.base import CLVModel, Prediction, top_drivers
+from clv_models.models.base import (
+    CLVModel,
+    Features,
+    Prediction,
+    n_rows,
+    numeric_matrix,
+    object_column,
+    top_drivers,
+)
 from clv_models.models.ziln import (
     split_outputs,
     ziln_loss,
@@ -260,21 +269,20 @@ class DeepCLV(CLVModel):
             self._seq_mean = self._seq_std = np.zeros(0)
             self._seq_baseline = np.zeros((0, 0), dtype=np.float32)
 
-    def _stack_sequences(self, X: pd.DataFrame) -> np.ndarray:
-        return np.stack([sequence_array(X[c], self._seq_len) for c in self._sequence], axis=2)
+    def _stack_sequences(self, X: Features) -> np.ndarray:
+        return np.stack([sequence_array(object_column(X, c), self._seq_len)
+                         for c in self._sequence], axis=2)
 
-    def _prepare(self, X: pd.DataFrame) -> Inputs:
-        """The network's input tensors (CPU) for the rows of ``X``."""
-        missing = [c for c in self.feature_names if c not in X.columns]
-        if missing:
-            raise KeyError(f"{self.name}: feature columns missing from input: {missing}")
-        n = len(X)
-        z = (_compress(X[self._numeric].to_numpy(dtype=np.float64, na_value=np.nan))
-             - self._mean) / self._std
+    def _prepare(self, X: Features) -> Inputs:
+        """The network's input tensors (CPU) for the rows of ``X`` (a DataFrame or a mapping
+        of columns: the same tensors either way)."""
+        self._require_columns(X)
+        n = n_rows(X)
+        z = (_compress(numeric_matrix(X, self._numeric)) - self._mean) / self._std
         num = np.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
         cat = np.zeros((n, len(self._categorical)), dtype=np.int64)
         for j, c in enumerate(self._categorical):
-            cat[:, j] = _encode(X[c], self._vocab[c]["values"])
+            cat[:, j] = _encode(object_column(X, c), self._codes(c))
         if self._sequence:
             s = ((_compress(self._stack_sequences(X)) - self._seq_mean.astype(np.float32))
                  / self._seq_std.astype(np.float32))
@@ -387,10 +395,30 @@ class DeepCLV(CLVModel):
             return torch.device("cuda")
         return torch.device("cpu")
 
+    def _eval_net(self, device: torch.device) -> ZILNNet:
+        """The network on ``device`` in eval mode; moved (a walk over every parameter) only
+        when the network or the device changed since the last call, since that walk costs
+        more than a one-row forward pass."""
+        placed = getattr(self, "_placed", None)
+        if placed is None or placed[0] is not self.net or placed[1] != device:
+            self.net.to(device).eval()
+            self._placed = (self.net, device)
+        return self.net
+
+    def _codes(self, column: str) -> dict[str, int]:
+        """``{value: index}`` of a categorical column's vocabulary (index 0: unknown), built
+        once per vocabulary."""
+        cache = self.__dict__.setdefault("_code_maps", {})
+        values = self._vocab[column]["values"]
+        hit = cache.get(column)
+        if hit is None or hit[0] is not values:
+            hit = cache[column] = (values, {v: i for i, v in enumerate(values, start=1)})
+        return hit[1]
+
     @torch.no_grad()
     def _raw_outputs(self, inputs: Inputs) -> np.ndarray:
         device = self._inference_device()
-        net = self.net.to(device).eval()
+        net = self._eval_net(device)
         outs = []
         for lo in range(0, len(inputs), INFERENCE_BATCH):
             b = inputs.take(slice(lo, lo + INFERENCE_BATCH)).to(device)
@@ -400,7 +428,7 @@ class DeepCLV(CLVModel):
             return np.zeros((0, 3))
         return torch.cat(outs).numpy().astype(np.float64)
 
-    def raw_outputs(self, X: pd.DataFrame) -> np.ndarray:
+    def raw_outputs(self, X: Features) -> np.ndarray:
         """(logit, mu, sigma) per row, computed in batches."""
         return self._raw_outputs(self._prepare(X))
 
@@ -414,7 +442,7 @@ class DeepCLV(CLVModel):
             clv_p90=ziln_quantile(0.9, logit, mu, sigma),
         )
 
-    def predict(self, X: pd.DataFrame, explain: bool = False) -> Prediction:
+    def predict(self, X: Features, explain: bool = False) -> Prediction:
         """Expected CLV, ``p_purchase`` and the p10/p50/p90 quantiles of the ZILN mixture;
         ``explain`` adds the top 3 drivers by integrated gradients (see :meth:`attributions`)."""
         inputs = self._prepare(X)
@@ -424,7 +452,7 @@ class DeepCLV(CLVModel):
         return pred
 
     # -- explanations -------------------------------------------------------------------------
-    def attributions(self, X: pd.DataFrame, steps: int | None = None) -> Attributions:
+    def attributions(self, X: Features, steps: int | None = None) -> Attributions:
         """Integrated gradients of the expected CLV per row and input feature.
 
         The path runs from a baseline at the training mean (0 for the standardised numeric
@@ -449,7 +477,7 @@ class DeepCLV(CLVModel):
     def _attributions(self, inputs: Inputs, steps: int | None = None) -> Attributions:
         steps = max(1, int(steps or self.params.explain_steps))
         device = self._inference_device()
-        net = self.net.to(device).eval()
+        net = self._eval_net(device)
         base_num, base_emb, base_seq = self._baseline(device)
         with torch.no_grad():
             baseline = float(ziln_mean_torch(net.forward_embedded(
@@ -582,12 +610,21 @@ def _vocabulary(col: pd.Series) -> dict:
             "unknown_count": int(len(col) - counts["n"].sum())}
 
 
-def _encode(col: pd.Series, values: list[str]) -> np.ndarray:
-    """Index of each value in ``values`` plus 1; 0 for missing and unseen values."""
-    strings = col.astype(object).where(col.notna(), None)
-    strings = strings.map(lambda v: v if v is None else str(v))
-    codes = pd.Categorical(strings, categories=values).codes.astype(np.int64)
-    return codes + 1
+def _encode(col: Sequence[object], values: Sequence[str] | Mapping[str, int]) -> np.ndarray:
+    """Index of each value (as text) in the vocabulary ``values`` plus 1; 0 for missing (None,
+    NaN, NA) and unseen values. ``values`` may be given as ``{value: index + 1}`` already
+    (:meth:`DeepCLV._codes`, built once per vocabulary)."""
+    codes = values if isinstance(values, Mapping) else {v: i for i, v in
+                                                         enumerate(values, start=1)}
+    return np.fromiter((0 if _is_missing(v) else codes.get(str(v), 0) for v in col),
+                       dtype=np.int64, count=len(col))
+
+
+def _is_missing(value: object) -> bool:
+    """Whether a categorical value is missing, as pandas' ``isna`` says for a scalar."""
+    if value is None or isinstance(value, str):
+        return value is None
+    return bool(pd.api.types.is_scalar(value) and pd.isna(value))
 
 
 def _fill_unseen_unknown(net: ZILNNet, vocab: dict) -> None:
