@@ -136,6 +136,14 @@ def _stop(proc: subprocess.Popen) -> None:
 def http_server(cmd: list[str], port: int, cwd: Path, env: dict[str, str], log: Path,
                 ready_path: str = "/health") -> Iterator[str]:
     """Start ``cmd``, wait until ``ready_path`` answers 200, yield the base URL, stop it."""
+    with started_server(cmd, port, cwd, env, log, ready_path) as (base, _):
+        yield base
+
+
+@contextlib.contextmanager
+def started_server(cmd: list[str], port: int, cwd: Path, env: dict[str, str], log: Path,
+                   ready_path: str = "/health") -> Iterator[tuple[str, subprocess.Popen]]:
+    """:func:`http_server` that also yields the server's process (to sample its memory)."""
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
@@ -154,7 +162,7 @@ def http_server(cmd: list[str], port: int, cwd: Path, env: dict[str, str], log: 
                 raise RuntimeError(f"{' '.join(cmd[:3])} not ready in {STARTUP_SECONDS} s:\n"
                                    f"{log.read_text()[-3000:]}")
             time.sleep(0.25)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", proc
     finally:
         _stop(proc)
 
@@ -430,9 +438,7 @@ def _latencies(cfg: Config, store: str, ids: list[str], model: str, requests: in
 
     echo(f"[{store}] feast serve ...")
     port = free_port()
-    feast_cmd = [str(Path(sys.executable).parent / "feast"), "serve", "--port", str(port),
-                 "--no-access-log", "--max-requests", "0"]
-    with http_server(feast_cmd, port, cfg.feature_repo_dir, env,
+    with http_server(feast_serve_command(port), port, cfg.feature_repo_dir, env,
                      scratch / f"feast-serve-{store}.log") as base:
         for batch, n, warm in plan:
             load = _load("feast-http", ids_file, batch, n, warm, env, url=base, seed=seed)
@@ -442,11 +448,7 @@ def _latencies(cfg: Config, store: str, ids: list[str], model: str, requests: in
 
     echo(f"[{store}] clv serve ({model}) ...")
     port = free_port()
-    clv_cmd = [sys.executable, "-m", "clv_models.cli", "--data-dir", str(cfg.data_dir),
-               "--set", f"online_store.type={store}",
-               "--set", f"online_store.redis_url={cfg.online_store.redis_url}",
-               "serve", "--port", str(port), "--model", model, "--log-level", "warning"]
-    with http_server(clv_cmd, port, PROJECT_ROOT, env,
+    with http_server(clv_serve_command(cfg, port, model), port, PROJECT_ROOT, env,
                      scratch / f"clv-serve-{store}.log") as base:
         for batch, n, warm in plan:
             rate = CLV_RATE if batch == 1 else 0.0
@@ -454,6 +456,22 @@ def _latencies(cfg: Config, store: str, ids: list[str], model: str, requests: in
             rows.append(_summary("clv_endpoint", store, batch, load, rate=rate, model=model))
             echo(f"  batch {batch}: p50 {rows[-1]['p50_ms']} ms, p99 {rows[-1]['p99_ms']} ms")
     return rows
+
+
+def feast_serve_command(port: int) -> list[str]:
+    """``feast serve`` as measured: one worker, no access log, never recycled (run it in the
+    Feast repo folder, with the data directory's environment)."""
+    return [str(Path(sys.executable).parent / "feast"), "serve", "--port", str(port),
+            "--no-access-log", "--max-requests", "0"]
+
+
+def clv_serve_command(cfg: Config, port: int, model: str) -> list[str]:
+    """``clv serve`` of ``model`` on ``cfg``'s data directory and online store, as measured
+    (log level warning: no access log)."""
+    return [sys.executable, "-m", "clv_models.cli", "--data-dir", str(cfg.data_dir),
+            "--set", f"online_store.type={cfg.online_store.type}",
+            "--set", f"online_store.redis_url={cfg.online_store.redis_url}",
+            "serve", "--port", str(port), "--model", model, "--log-level", "warning"]
 
 
 def serving_table(result: BenchResult) -> Table:

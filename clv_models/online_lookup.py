@@ -86,6 +86,7 @@ class OnlineLookup:
         to_python = self._to_python
         config = self._store.config
         for fv, fields in self.views:
+            # A new list each call: Feast's Redis store appends its timestamp field to it.
             rows = self._provider.online_read(config=config, table=fv, entity_keys=keys,
                                               requested_features=[n for n, _ in fields])
             for name, vtype in fields:

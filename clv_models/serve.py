@@ -39,6 +39,7 @@ documented).
 # No ``from __future__ import annotations``: FastAPI reads the route functions' annotations
 # (Annotated[..., Depends(...)]) at run time, including names local to create_app.
 import datetime as dt
+import gc
 import ipaddress
 import json
 import secrets
@@ -56,9 +57,11 @@ from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from starlette.concurrency import run_in_threadpool
 
 from clv_models import __version__, features, scoring
 from clv_models.config import Config
+from clv_models.online_lookup import OnlineLookup
 
 if TYPE_CHECKING:
     from clv_models.models import CLVModel
@@ -70,6 +73,8 @@ DEFAULT_TOKEN_ENV = "CLV_API_TOKEN"  # noqa: S105 - a variable name, not a secre
 MIN_TOKEN_LENGTH = 16
 MAX_BATCH = 1000
 MAX_ID_LENGTH = 128
+#: Requests of at most this many customers (without explanations) are scored on the event loop.
+INLINE_IDS = 10
 #: Largest request body read: a full batch of the longest ids (~131 KiB) fits twice over.
 MAX_BODY_BYTES = 256 * 1024
 #: Customer ids: letters, digits and ``_ . : @ -``, starting with a letter or digit.
@@ -177,7 +182,10 @@ class CLVService:
     """The model, the Feast store and the scoring reference of one endpoint process.
 
     Feast's SQLite connection is shared, so reads and predictions run one at a time (a lock);
-    the work per request is small (one indexed read, one forward pass).
+    the work per request is small (one indexed read, one forward pass). Features are read with
+    a prepared :class:`~clv_models.online_lookup.OnlineLookup` (Feast's values, without the
+    per-call cost of ``get_online_features``) and go to the model as columns, without a
+    DataFrame (the same predictions; a DataFrame costs more than the model for one row).
     """
 
     def __init__(self, cfg: Config, model_name: str = DEFAULT_MODEL) -> None:
@@ -193,24 +201,23 @@ class CLVService:
         refs = [f"{p.name_to_use()}:{f.name}" for p in svc.feature_view_projections
                 for f in p.features]
         names = [r.split(":", 1)[1] for r in refs]
+        self.service_features = names
         refs += [f"customer_rfm:{n}" for n in SEGMENT_FEATURES if n not in names]
         self.refs = refs
+        # The as-of date of a customer's features: the row date of the view holding t_days.
+        self._as_of_view = next(r.split(":", 1)[0] for r in refs if r.endswith(":t_days"))
+        self.lookup = OnlineLookup(self.store, refs, features.ENTITY_KEY)
         self.reference = load_reference(self.cfg, self.model)
         self.horizon_days = int(self.model.metadata["horizon_days"])
         self._lock = threading.Lock()
 
-    def online_frame(self, customer_ids: list[str]) -> tuple[pd.DataFrame, list[dt.date | None]]:
-        """The customers' online features (one row per id, in order) and each row's as-of
-        date (None where the online store has nothing for the id)."""
-        values = self.store.get_online_features(
-            features=self.refs,
-            entity_rows=[{features.ENTITY_KEY: c} for c in customer_ids],
-        ).to_dict(include_event_timestamps=True)
-        stamps = values.get("t_days__ts", [0] * len(customer_ids))
-        frame = pd.DataFrame({k: v for k, v in values.items() if not k.endswith("__ts")})
-        as_of = [dt.datetime.fromtimestamp(int(s), tz=dt.timezone.utc).date() if s else None
-                 for s in stamps]
-        return frame, as_of
+    def online_rows(self, customer_ids: list[str]) -> tuple[dict[str, list[Any]],
+                                                            list[dt.date | None]]:
+        """The customers' online features as columns (one value per id, in order; the ids
+        distinct) and each id's as-of date (None where the online store has nothing)."""
+        values, stamps = self.lookup.read(customer_ids)
+        as_of = [ts.date() if ts is not None else None for ts in stamps[self._as_of_view]]
+        return values, as_of
 
     def score(self, customer_ids: list[str],
               explain: bool = False) -> tuple[list[dict[str, Any]], list[str]]:
@@ -220,39 +227,57 @@ class CLVService:
         A customer is unknown when every feature of the model's service is null (Feast's
         answer for an id it has no row for).
         """
-        ids = list(dict.fromkeys(customer_ids))
         with self._lock:
-            frame, as_of = self.online_frame(ids)
-            feature_cols = [c for c in frame.columns if c != features.ENTITY_KEY]
-            known = frame[feature_cols].notna().any(axis=1).to_numpy()
-            frame = frame[known].reset_index(drop=True)
-            pred = self.model.predict(frame, explain=explain) if len(frame) else None
+            return self._score(list(dict.fromkeys(customer_ids)), explain)
+
+    def try_score(self, customer_ids: list[str], explain: bool = False
+                  ) -> tuple[list[dict[str, Any]], list[str]] | None:
+        """:meth:`score` if no other request holds the service now, else None at once
+        (the caller then waits for it elsewhere, off the event loop)."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            return self._score(list(dict.fromkeys(customer_ids)), explain)
+        finally:
+            self._lock.release()
+
+    def _score(self, ids: list[str], explain: bool) -> tuple[list[dict[str, Any]], list[str]]:
+        values, as_of = self.online_rows(ids)
+        service_columns = [values[c] for c in self.service_features]
+        known = [any(col[i] is not None for col in service_columns) for i in range(len(ids))]
         missing = [c for c, k in zip(ids, known, strict=True) if not k]
-        if pred is None:
+        if not any(known):
             return [], missing
-        known_ids = frame[features.ENTITY_KEY].tolist()
+        if not all(known):
+            values = {k: [v for v, keep in zip(col, known, strict=True) if keep]
+                      for k, col in values.items()}
+        pred = self.model.predict(values, explain=explain)
+        known_ids = values[features.ENTITY_KEY]
         deciles = [self.reference.decile(float(v), c)
                    for v, c in zip(pred.predicted_clv, known_ids, strict=True)]
         rank = np.array([d if d is not None else 11 for d in deciles])  # 11: never a champion
         segment = scoring.segments(
             rank, pred.p_purchase,
-            frame["t_days"].to_numpy(dtype=float, na_value=np.nan),
-            frame["net_revenue"].to_numpy(dtype=float, na_value=np.nan),
+            np.array(values["t_days"], dtype=float), np.array(values["net_revenue"], dtype=float),
             high_value=(self.reference.high_value if self.reference.high_value is not None
                         else np.inf))
         dates = [d for d, k in zip(as_of, known, strict=True) if k]
 
-        def opt(values: np.ndarray | None, i: int) -> float | None:
-            return None if values is None or not np.isfinite(values[i]) else float(values[i])
+        def opt(values: np.ndarray | None) -> list[float | None]:
+            if values is None:
+                return [None] * len(known_ids)
+            return [float(v) if np.isfinite(v) else None for v in values.tolist()]
 
+        clv = pred.predicted_clv.tolist()
+        p, p10, p50, p90 = (opt(pred.p_purchase), opt(pred.clv_p10), opt(pred.clv_p50),
+                            opt(pred.clv_p90))
         results = []
         for i, cid in enumerate(known_ids):
             result = {
                 "customer_id": cid, "as_of_date": dates[i], "horizon_days": self.horizon_days,
                 "model_name": self.model.name, "model_version": self.model.version,
-                "predicted_clv": float(pred.predicted_clv[i]),
-                "p_purchase": opt(pred.p_purchase, i), "clv_p10": opt(pred.clv_p10, i),
-                "clv_p50": opt(pred.clv_p50, i), "clv_p90": opt(pred.clv_p90, i),
+                "predicted_clv": clv[i], "p_purchase": p[i], "clv_p10": p10[i],
+                "clv_p50": p50[i], "clv_p90": p90[i],
                 "clv_decile": deciles[i], "segment": str(segment[i]),
             }
             if explain and pred.top_drivers is not None and pred.top_drivers[i]:
@@ -264,9 +289,8 @@ class CLVService:
         """Whether the online store answers a read, with the model and the reference."""
         start = time.perf_counter()
         try:
-            with self._lock:
-                self.store.get_online_features(
-                    features=self.refs[:1], entity_rows=[{features.ENTITY_KEY: "__health__"}])
+            with self._lock:  # the read requests make, for an id no store holds
+                self.lookup.read(["__health__"])
             store = {"ok": True, "type": self.store.config.online_store.type,
                      "read_ms": round((time.perf_counter() - start) * 1000, 2)}
         except Exception as exc:  # any failure means "not healthy"
@@ -334,8 +358,8 @@ def create_app(service: CLVService, token: str | None = None) -> FastAPI:
     bearer = HTTPBearer(auto_error=False, description="Required when the server has a token.")
     expected = token.encode() if token else None
 
-    def authorize(credentials: Annotated[HTTPAuthorizationCredentials | None,
-                                         Depends(bearer)]) -> None:
+    async def authorize(credentials: Annotated[HTTPAuthorizationCredentials | None,
+                                               Depends(bearer)]) -> None:
         if expected is None:
             return
         given = credentials.credentials.encode() if credentials else b""
@@ -362,11 +386,12 @@ def create_app(service: CLVService, token: str | None = None) -> FastAPI:
     @app.get("/v1/clv/{customer_id}", response_model=CLVResult,
              dependencies=[Depends(authorize)],
              responses={404: {"description": "Unknown id"}, **unauthorized})
-    def clv_one(customer_id: Annotated[str, PathParam(min_length=1, max_length=MAX_ID_LENGTH,
-                                                      pattern=ID_PATTERN)],
-                explain: Annotated[bool, Query()] = False) -> dict[str, Any]:
+    async def clv_one(customer_id: Annotated[str, PathParam(min_length=1,
+                                                            max_length=MAX_ID_LENGTH,
+                                                            pattern=ID_PATTERN)],
+                      explain: Annotated[bool, Query()] = False) -> dict[str, Any]:
         """Predicted CLV of one customer."""
-        results, _ = service.score([customer_id], explain=explain)
+        results, _ = await score(service, [customer_id], explain)
         if not results:
             raise HTTPException(status_code=404,
                                 detail=f"customer {customer_id!r} has no features online")
@@ -374,13 +399,31 @@ def create_app(service: CLVService, token: str | None = None) -> FastAPI:
 
     @app.post("/v1/clv", response_model=BatchResponse, dependencies=[Depends(authorize)],
               responses={**unauthorized, **bad_body})
-    def clv_batch(request: BatchRequest,
-                  explain: Annotated[bool, Query()] = False) -> dict[str, Any]:
+    async def clv_batch(request: BatchRequest,
+                        explain: Annotated[bool, Query()] = False) -> dict[str, Any]:
         """Predicted CLV of up to 1,000 customers; unknown ids are listed in not_found."""
-        results, missing = service.score(request.customer_ids, explain=explain)
+        results, missing = await score(service, request.customer_ids, explain)
         return {"results": results, "not_found": missing}
 
     return app
+
+
+async def score(service: CLVService, ids: list[str],
+                explain: bool) -> tuple[list[dict[str, Any]], list[str]]:
+    """``service.score`` from a route: small requests on the event loop, the rest in the
+    thread pool.
+
+    A request of up to :data:`INLINE_IDS` customers without explanations takes about a
+    millisecond, less than handing it to a worker thread and back (the ``def`` routes FastAPI
+    runs in its thread pool paid that hop three times: dependency, route, response
+    validation). It runs on the event loop only when no other request holds the service; a
+    long batch or an explanation goes to the thread pool, so it never blocks the loop.
+    """
+    if len(ids) <= INLINE_IDS and not explain:
+        done = service.try_score(ids)
+        if done is not None:
+            return done
+    return await run_in_threadpool(service.score, ids, explain)
 
 
 def _single_threaded_torch() -> None:
@@ -396,6 +439,19 @@ def _single_threaded_torch() -> None:
         torch.set_num_threads(1)
 
 
+def _freeze_startup_objects() -> None:
+    """Move everything loaded at start-up out of the garbage collector's reach.
+
+    Feast, torch, pandas and the model leave a few hundred thousand tracked objects that live
+    as long as the process; every full collection walks all of them, and one took 247 ms on 2
+    busy cores (``gc.collect()`` after start-up), a pause that would land in some request's
+    latency. ``gc.freeze()`` puts them in the permanent generation: collections then only see
+    what requests allocate (Python's advice for long-running servers that load at start-up).
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def serve(cfg: Config, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
           model_name: str = DEFAULT_MODEL, token: str | None = None,
           token_env: str = DEFAULT_TOKEN_ENV, log_level: str = "info",
@@ -407,6 +463,7 @@ def serve(cfg: Config, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
     service = CLVService(cfg, model_name)
     _single_threaded_torch()
     app = create_app(service, token)
+    _freeze_startup_objects()
     echo(f"serving {service.model.name} {service.model.version} (feature service "
          f"{service.service}; deciles: {service.reference.detail}) on http://{host}:{port} "
          f"{'with' if token else 'without'} a bearer token")

@@ -20,7 +20,15 @@ import pytest
 from clv_models import features, live
 from clv_models.bench_serving import redis_server, store_data_dir
 from clv_models.config import PROJECT_ROOT, ConfigError, OnlineStoreConfig, load_config
-from tests.test_serving import TOKEN, free_port, request, same, scored, server
+from tests.test_serving import (
+    TOKEN,
+    assert_lookup_equals_feast,
+    free_port,
+    request,
+    same,
+    scored,
+    server,
+)
 
 
 def test_redis_url_becomes_feast_connection_string(tmp_path):
@@ -110,6 +118,12 @@ def test_materialized_redis_reads_equal_sqlite(redis_cfg, pipeline_run):
     assert features.online_customer_count(sqlite_cfg) == expected  # SQLite untouched
     assert features.materialize(cfg, full_refresh=True).online_rows == expected
 
+
+
+def test_the_prepared_lookup_reads_what_feast_reads_on_redis(redis_cfg):
+    cfg, _ = redis_cfg  # a row missing on Redis comes back with the epoch as its timestamp
+    _, entities = features.scoring_entities(cfg)
+    assert_lookup_equals_feast(cfg, [*entities["customer_id"][::97], "NO_SUCH_CUSTOMER"])
 
 
 def test_bulk_load_writes_the_bytes_feast_writes(redis_cfg, redis_url, tmp_path_factory):
