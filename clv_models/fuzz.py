@@ -101,12 +101,16 @@ FEAST_KNOWN_5XX: tuple[KnownServerError, ...] = (
                      '{"entities": {}, "feature_service": "clv_v1"}'),
     KnownServerError("/get-online-features", r"cannot be converted into Feast value type|"
                      r"Couldn't infer value type|Expected dict for MAP type|recursion is not "
-                     r"allowed|object is not iterable|attribute name must be string",
+                     r"allowed|object is not iterable|attribute name must be string|"
+                     r"List value type for field|Value must be iterable|cannot be interpreted "
+                     r"as an integer|Expecting value",
                      "entity values that are not scalars of the key's type (null, lists, maps)",
                      '{"entities": {"customer_id": [null]}, "feature_service": "clv_v1"}'),
     KnownServerError("/search", r"No features specified|Invalid feature reference|"
-                     r"list index out of range|object is not iterable",
-                     "no or malformed features (the vector search of a store without one)",
+                     r"list index out of range|object is not iterable|sqlite-vss is not "
+                     r"enabled|Document retrieval only supports a single feature view",
+                     "any request: no or malformed features, or well-formed ones against an "
+                     "online store without vector search (ours: SQLite without sqlite-vss)",
                      '{"features": []}'),
     KnownServerError("/materialize", r"start_ts and end_ts are required|"
                      r"Invalid timestamp format|Unknown string format|does not contain a date",
@@ -184,6 +188,7 @@ class FuzzResult:
     cases: int  # test cases schemathesis generated (its JSON report's count)
     requests: int  # HTTP requests sent (the HAR file's entries)
     seed: int | None = None
+    seconds: float = 0.0  # schemathesis' running time
     statuses: Counter = field(default_factory=Counter)  # (method, path, status) -> count
     server_errors: list[ServerErrorCase] = field(default_factory=list)
     failures: list[dict[str, Any]] = field(default_factory=list)  # the report's failures
@@ -213,7 +218,7 @@ class FuzzResult:
     def summary(self) -> str:
         """Counts, then every unexplained 5xx, failed check and documented defect."""
         lines = [f"{self.api}: {self.cases:,} test cases, {self.requests:,} requests "
-                 f"(seed {self.seed}), {len(self.server_errors):,} 5xx "
+                 f"in {self.seconds:.0f} s (seed {self.seed}), {len(self.server_errors):,} 5xx "
                  f"({len(self.unexplained):,} unexplained), {len(self.check_failures)} "
                  "other failed check(s)"]
         lines += [f"  UNEXPLAINED {e.describe()}" for e in unique_cases(self.unexplained)]
@@ -427,6 +432,7 @@ def fuzz(api: str, base_url: str, workdir: Path, *, max_examples: int, seed: int
     har = json.loads(reports["har"][-1].read_text())
     result = FuzzResult(api=api, cases=int(report["test_cases"]["generated"]),
                         requests=len(har["log"]["entries"]), seed=report.get("seed"),
+                        seconds=float(report.get("running_time") or 0.0),
                         failures=report["failures"], errors=report["errors"],
                         exit_code=proc.returncode, output=output)
     prefix = base_url.rstrip("/")

@@ -117,6 +117,7 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps({"runs": [{
             "api": r.api, "cases": r.cases, "requests": r.requests, "seed": r.seed,
+            "seconds": round(r.seconds, 1),
             "ok": ok[r.api], "server_errors": len(r.server_errors),
             "unexplained": [e.describe() for e in fuzz.unique_cases(r.unexplained)],
             "failed_checks": r.check_failures, "errors": r.errors,
