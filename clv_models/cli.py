@@ -276,9 +276,11 @@ def publish(ctx: click.Context, skip_dbt: bool) -> None:
                    "when set, /v1 requests need `Authorization: Bearer <token>`.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+@click.option("--access-log/--no-access-log", default=True, show_default=True,
+              help="One log line per request (at log level info); off saves CPU per request.")
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, model_name: str, token_env: str,
-          log_level: str) -> None:
+          log_level: str, access_log: bool) -> None:
     """The online CLV endpoint: GET /v1/clv/{customer_id}, POST /v1/clv, GET /health.
 
     Reads the customers' features from the Feast online store (after `clv features`) and
@@ -290,7 +292,7 @@ def serve(ctx: click.Context, host: str, port: int, model_name: str, token_env: 
 
     endpoint.serve(_config(ctx), host=host, port=port, model_name=model_name,
                    token=os.environ.get(token_env) or None, token_env=token_env,
-                   log_level=log_level, echo=console.print)
+                   log_level=log_level, access_log=access_log, echo=console.print)
 
 
 @main.command("push-event")

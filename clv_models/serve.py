@@ -455,8 +455,12 @@ def _freeze_startup_objects() -> None:
 def serve(cfg: Config, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
           model_name: str = DEFAULT_MODEL, token: str | None = None,
           token_env: str = DEFAULT_TOKEN_ENV, log_level: str = "info",
-          echo=print) -> None:
-    """Check the binding, load the model and the store, then run uvicorn until stopped."""
+          access_log: bool = True, echo=print) -> None:
+    """Check the binding, load the model and the store, then run uvicorn until stopped.
+
+    ``access_log=False`` drops uvicorn's line per request (at log level info): measured on 2
+    busy cores, 3.4 -> 3.2 ms of server CPU per one-customer request.
+    """
     import uvicorn
 
     check_binding(host, token, token_env)
@@ -467,4 +471,4 @@ def serve(cfg: Config, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
     echo(f"serving {service.model.name} {service.model.version} (feature service "
          f"{service.service}; deciles: {service.reference.detail}) on http://{host}:{port} "
          f"{'with' if token else 'without'} a bearer token")
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=access_log)
