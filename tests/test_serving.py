@@ -4,6 +4,7 @@ features recomputed from a purchase history."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import json
@@ -12,6 +13,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -24,6 +26,7 @@ import pytest
 from feast.data_source import PushMode
 
 from clv_models import features, live
+from clv_models import serve as serve_module
 from clv_models.config import PROJECT_ROOT
 from clv_models.models import load_model
 from clv_models.online_lookup import OnlineLookup
@@ -317,6 +320,41 @@ def test_predicting_from_columns_equals_the_batch_predict(pipeline_run):
                     assert b[0] == a[i], (name, field, i)
         if name == "xgboost":
             assert object_rows > 0  # the object-column case was exercised
+
+
+def test_small_requests_run_on_the_event_loop_unless_the_service_is_busy():
+    """The routes' dispatch: up to INLINE_IDS ids without explanations are scored on the
+    event loop when the service is free; a busy service, a longer batch or an explanation go
+    to the thread pool (a long batch must never block the loop)."""
+    calls: list[tuple[str, bool]] = []
+
+    class Service:  # stands in for CLVService's two entry points
+        def __init__(self, busy: bool) -> None:
+            self.busy = busy
+
+        def try_score(self, ids, explain=False):
+            calls.append(("try", threading.get_ident() == loop_thread))
+            return None if self.busy else ([], list(ids))
+
+        def score(self, ids, explain=False):
+            calls.append(("score", threading.get_ident() == loop_thread))
+            return [], list(ids)
+
+    async def dispatch(service, ids, explain):
+        nonlocal loop_thread
+        loop_thread = threading.get_ident()
+        return await serve_module.score(service, ids, explain)
+
+    loop_thread = None
+    many = [f"C{i}" for i in range(serve_module.INLINE_IDS + 1)]
+    cases = [(Service(False), ["C1"], False, [("try", True)]),
+             (Service(True), ["C1"], False, [("try", True), ("score", False)]),
+             (Service(False), ["C1"], True, [("score", False)]),
+             (Service(False), many, False, [("score", False)])]
+    for service, ids, explain, expected in cases:
+        calls.clear()
+        assert asyncio.run(dispatch(service, ids, explain)) == ([], ids)
+        assert calls == expected, (ids, explain)
 
 
 # -- feast serve and the push path ------------------------------------------------------------
