@@ -171,7 +171,10 @@ customer_profile = FeatureView(
     tags={"dbt_model": "customer_profile"},
 )
 
-TABULAR_TIMESERIES = [f.name for f in customer_timeseries.schema
+# ``features``, not ``schema``: Feast builds ``schema`` from a set, so its order changes with
+# every process (hash randomization) and so would clv_v1's column order, and with it the trees
+# XGBoost grows from the same data.
+TABULAR_TIMESERIES = [f.name for f in customer_timeseries.features
                       if not f.name.startswith("weekly_")]
 
 # One feature service per model input set; training retrieval and online reads use the same
