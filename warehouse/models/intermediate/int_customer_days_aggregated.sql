@@ -11,7 +11,7 @@ orders as (
         customer_id,
         order_date as activity_date,
         count(*) as order_count,
-        sum(order_total) as gross_revenue
+        {{ clv_exact_sum('order_total') }} as gross_revenue
     from {{ ref('stg_raw__orders') }}
     group by customer_id, order_date
 
@@ -23,7 +23,7 @@ returns as (
         returns.customer_id,
         returns.return_date as activity_date,
         count(*) as return_count,
-        sum(returns.refund_amount) as refund_amount,
+        {{ clv_exact_sum('returns.refund_amount') }} as refund_amount,
         count(orders.order_id) as matched_return_count,
         sum({{ dbt.datediff('orders.order_date', 'returns.return_date', 'day') }})
             as matched_return_days

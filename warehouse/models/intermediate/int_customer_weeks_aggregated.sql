@@ -45,7 +45,7 @@ weeks as (
         customer_id,
         as_of_date,
         week_index,
-        sum(net_revenue) as net_revenue,
+        {{ clv_exact_sum('net_revenue') }} as net_revenue,
         sum(view_count) as view_count
     from weeks_before_as_of
     group by customer_id, as_of_date, week_index

@@ -46,14 +46,17 @@ select
     as_of_date,
     {%- for w in windows %}
     {%- for name, expr in measures.items() %}
-    cast(sum(case when days_before <= {{ w }} then {{ expr }} else 0 end)
-        as {{ 'bigint' if name in counts else clv_type_double() }}) as {{ name }}_{{ w }}d,
+    {%- set windowed = 'case when days_before <= ' ~ w ~ ' then ' ~ expr ~ ' else 0 end' %}
+    {%- if name in counts %}
+    cast(sum({{ windowed }}) as bigint) as {{ name }}_{{ w }}d,
+    {%- else %}
+    {{ clv_exact_sum(windowed) }} as {{ name }}_{{ w }}d,
+    {%- endif %}
     {%- endfor %}
     {%- endfor %}
     cast(sum(case when days_before > 90 and days_before <= 180 then order_count else 0 end)
         as bigint) as orders_prev_90d,
-    cast(sum(case when days_before > 90 and days_before <= 180
-        then gross_revenue - refund_amount else 0 end) as {{ clv_type_double() }})
-        as net_revenue_prev_90d
+    {{ clv_exact_sum('case when days_before > 90 and days_before <= 180
+        then gross_revenue - refund_amount else 0 end') }} as net_revenue_prev_90d
 from days_before_as_of
 group by customer_id, as_of_date

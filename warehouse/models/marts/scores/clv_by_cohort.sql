@@ -49,9 +49,9 @@ cohorts as (
         cohort_month,
         max(horizon_days) as horizon_days,
         count(*) as customers,
-        sum(predicted_clv) as predicted_clv_total,
-        avg(p_purchase) as p_purchase_mean,
-        sum(net_revenue_to_date) as net_revenue_to_date_total,
+        {{ clv_exact_sum('predicted_clv') }} as predicted_clv_total,
+        {{ clv_exact_avg('p_purchase') }} as p_purchase_mean,
+        {{ clv_exact_sum('net_revenue_to_date') }} as net_revenue_to_date_total,
         max(scored_at) as scored_at
     from scores_with_cohorts
     group by as_of_date, model_name, model_version, cohort_month

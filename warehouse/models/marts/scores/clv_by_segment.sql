@@ -17,8 +17,8 @@ segments as (
         segment,
         max(horizon_days) as horizon_days,
         count(*) as customers,
-        sum(predicted_clv) as predicted_clv_total,
-        avg(p_purchase) as p_purchase_mean,
+        {{ clv_exact_sum('predicted_clv') }} as predicted_clv_total,
+        {{ clv_exact_avg('p_purchase') }} as p_purchase_mean,
         max(scored_at) as scored_at
     from scores
     group by as_of_date, model_name, model_version, segment
@@ -41,9 +41,9 @@ select
     cast(predicted_clv_total / customers as {{ clv_type_double() }}) as predicted_clv_mean,
     cast(
         predicted_clv_total
-        / nullif(sum(predicted_clv_total) over (
+        / nullif(cast(sum(cast(predicted_clv_total as decimal(18, 6))) over (
             partition by as_of_date, model_name, model_version
-        ), 0)
+        ) as {{ clv_type_double() }}), 0)  -- exact, as clv_exact_sum
         as {{ clv_type_double() }}
     ) as predicted_clv_share,
     cast(p_purchase_mean as {{ clv_type_double() }}) as p_purchase_mean,

@@ -82,8 +82,8 @@ select
     from_segment,
     to_segment,
     cast(count(*) as integer) as customers,
-    cast(sum(predicted_clv) as {{ clv_type_double() }}) as predicted_clv_total,
-    cast(sum(previous_predicted_clv) as {{ clv_type_double() }}) as previous_predicted_clv_total
+    {{ clv_exact_sum('predicted_clv') }} as predicted_clv_total,
+    {{ clv_exact_sum('previous_predicted_clv') }} as previous_predicted_clv_total
 from customer_moves
 group by
     model_name,
