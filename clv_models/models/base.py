@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,8 @@ from typing import Any, ClassVar, TypeAlias
 
 import numpy as np
 import pandas as pd
+
+from clv_models import atomic
 
 METADATA_FILE = "metadata.json"
 
@@ -50,7 +53,6 @@ def n_rows(X: Features) -> int:
     if isinstance(X, pd.DataFrame):
         return len(X)
     return len(next(iter(X.values()))) if len(X) else 0
-
 
 
 @dataclass
@@ -99,18 +101,24 @@ class CLVModel:
         raise NotImplementedError
 
     def save(self, directory: Path, extra: dict[str, Any] | None = None) -> str:
-        """Write the artefact to ``directory`` and return its version (content hash)."""
-        directory.mkdir(parents=True, exist_ok=True)
-        self._save_weights(directory)
-        digest = hashlib.sha256()
-        for path in sorted(p for p in directory.iterdir() if p.name != METADATA_FILE):
-            digest.update(path.name.encode())
-            digest.update(path.read_bytes())
-        version = digest.hexdigest()[:12]
-        self.metadata = {**getattr(self, "metadata", {}), **(extra or {}),
-                         "model_name": self.name, "model_version": version,
-                         "feature_names": self.feature_names}
-        (directory / METADATA_FILE).write_text(json.dumps(self.metadata, indent=2, default=str))
+        """Write the artefact to ``directory`` and return its version (content hash).
+
+        Atomic (:mod:`clv_models.atomic`): the files go to a new folder, and ``directory``
+        becomes a link to it in one step once they are complete, so a crash leaves the
+        previous artefact or the new one, never new weights beside the old metadata.
+        """
+        staged = atomic.staging_folder(Path(directory))
+        try:
+            self._save_weights(staged)
+            version = content_version(staged)
+            self.metadata = {**getattr(self, "metadata", {}), **(extra or {}),
+                             "model_name": self.name, "model_version": version,
+                             "feature_names": self.feature_names}
+            (staged / METADATA_FILE).write_text(json.dumps(self.metadata, indent=2,
+                                                           default=str))
+            atomic.publish_folder(staged, Path(directory))
+        finally:
+            shutil.rmtree(staged, ignore_errors=True)  # left only when saving failed
         return version
 
     @property
@@ -128,6 +136,15 @@ class CLVModel:
         missing = [c for c in self.feature_names if c not in columns]
         if missing:
             raise KeyError(f"{self.name}: feature columns missing from input: {missing}")
+
+
+def content_version(directory: Path) -> str:
+    """A saved artefact's version: the hash of its files but the metadata (names and bytes)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in directory.iterdir() if p.name != METADATA_FILE):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def load_model(directory: Path) -> CLVModel:
