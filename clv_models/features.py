@@ -76,7 +76,7 @@ def apply(cfg: Config) -> str:
 class MaterializeResult:
     """One incremental materialization: the interval loaded per feature view, how many
     customers the online store holds, and the seconds Feast took per feature view (reading
-    the source and writing the online store; emptying it first is not included)."""
+    the source and writing the online store; a full refresh's pruning is not included)."""
 
     intervals: dict[str, tuple[dt.datetime, dt.datetime]]
     online_rows: int
@@ -97,8 +97,8 @@ def materialize(cfg: Config, full_refresh: bool = False) -> MaterializeResult:
     """Load new feature rows into the online store (SQLite or Redis, ``cfg.online_store``).
 
     Feast's own ``materialize_incremental`` starts at ``now - ttl`` the first time, which skips
-    historical as-of dates. Here the first run (or ``full_refresh``, which empties the online
-    store first) starts at the earliest row of each source; later runs start at the end of the
+    historical as-of dates. Here the first run (or ``full_refresh``) starts at the earliest row
+    of each source; later runs start at the end of the
     previous interval but never after the latest as-of date, which is always reloaded: a
     rebuild that rewrote the latest rows (new data, a regenerated shop) reaches the online store,
     which therefore holds every customer's latest as-of row. After switching
@@ -106,12 +106,15 @@ def materialize(cfg: Config, full_refresh: bool = False) -> MaterializeResult:
     previous store). On Redis the rows are written by :mod:`clv_models.online_load` (the same
     bytes as Feast's writer, without its per-value Python work) unless
     ``online_store.bulk_load`` is false.
+
+    ``full_refresh`` then deletes the customers the sources no longer have
+    (:func:`prune_online_store`): the store holds exactly the sources' customers, as if it had
+    been emptied first, but a crash on the way leaves each customer's previous row of a view
+    or the new one, never an empty or half-emptied store.
     """
     from clv_models import online_load
 
     store = feature_store(cfg)
-    if full_refresh:
-        empty_online_store(cfg, store)
     bulk = cfg.online_store.bulk_load and online_load.supports(store)
     intervals, seconds = {}, {}
     for fv in store.list_feature_views():
@@ -131,12 +134,14 @@ def materialize(cfg: Config, full_refresh: bool = False) -> MaterializeResult:
                 store.materialize(start_date=start, end_date=end, feature_views=[fv.name])
         seconds[fv.name] = time.perf_counter() - began
         intervals[fv.name] = (start, end)
+    if full_refresh:
+        prune_online_store(cfg, store)
     return MaterializeResult(intervals=intervals, online_rows=online_customer_count(cfg, store),
                              seconds=seconds, writer="bulk" if bulk else "feast")
 
 
 # -- the online store, whichever it is ---------------------------------------------------------
-# Feast has no API to count or empty an online store, so these two helpers speak to each
+# Feast has no API to count, prune or empty an online store, so these helpers speak to each
 # supported store in its own terms: SQLite's tables (one per feature view, `clv_<view>`) and
 # Redis' hashes (one per customer, keyed by the serialized entity key + the project name).
 
@@ -176,6 +181,60 @@ def empty_online_store(cfg: Config, store: FeatureStore | None = None) -> None:
             client.unlink(*batch)
         return
     _sqlite_tables(store, "delete from {table}")
+
+
+def prune_online_store(cfg: Config, store: FeatureStore | None = None) -> int:
+    """Delete the customers the feature sources no longer have; returns how many rows
+    (SQLite: one per customer, view and feature) or keys (Redis: one per customer) went.
+
+    SQLite: per feature view, the rows of customers absent from that view's source, in one
+    transaction. Redis: the keys of customers absent from every source (a key holds all views
+    of a customer, so a customer still in one source keeps the others' last values).
+    """
+    from feast.infra.key_encoding_utils import serialize_entity_key
+    from feast.infra.online_stores.helpers import _redis_key
+    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+    from feast.protos.feast.types.Value_pb2 import Value
+
+    store = store or feature_store(cfg)
+    version = store.config.entity_key_serialization_version
+
+    def key(customer_id: str) -> EntityKey:
+        return EntityKey(join_keys=[ENTITY_KEY], entity_values=[Value(string_val=customer_id)])
+
+    sources = {}
+    for fv in store.list_feature_views():
+        with duckdb.connect() as con:
+            sources[fv.name] = [r[0] for r in con.execute(
+                f"select distinct {ENTITY_KEY} from read_parquet(?)",  # noqa: S608 - fixed name
+                [fv.batch_source.path]).fetchall() if r[0] is not None]
+    if store.config.online_store.type == "redis":
+        keep = {_redis_key(store.project, key(c), version)
+                for ids in sources.values() for c in ids}
+        client, pattern = _redis_keys(store)
+        stale = [k for k in client.scan_iter(match=pattern, count=10_000) if k not in keep]
+        for i in range(0, len(stale), 10_000):
+            client.unlink(*stale[i:i + 10_000])
+        return len(stale)
+    online_db = Path(store.config.online_store.path)
+    if not online_db.exists():
+        return 0
+    deleted = 0
+    with sqlite3.connect(online_db) as con:
+        tables = {r[0] for r in con.execute("select name from sqlite_master where type = 'table'")}
+        con.execute("create temp table clv_keep (entity_key blob primary key)")
+        for view, ids in sources.items():
+            table = f"{store.project}_{view}"
+            if table not in tables:
+                continue
+            con.execute("delete from temp.clv_keep")
+            con.executemany("insert into temp.clv_keep values (?)",
+                            ((serialize_entity_key(key(c), version),) for c in ids))
+            deleted += con.execute(
+                f"delete from {quoting.identifier(table)} where entity_key not in "  # noqa: S608 - quoted
+                "(select entity_key from temp.clv_keep)").rowcount
+        con.commit()
+    return deleted
 
 
 def _redis_keys(store: FeatureStore):

@@ -1,10 +1,12 @@
 """Feast on a small shop: the online store follows rebuilds; stages out of order fail clearly."""
 
+import sqlite3
+
 import duckdb
 import pandas as pd
 import pytest
 
-from clv_models import features, training, warehouse
+from clv_models import checksums, features, training, warehouse
 from clv_models.config import Config
 from clv_models.generate import generate_shop
 from tests.conftest import small_config
@@ -39,6 +41,42 @@ def test_online_store_follows_a_rebuilt_shop(tmp_path):
     again = features.materialize(cfg)
     assert again.intervals  # the latest as-of date is always reloaded
     assert online_matches_offline(cfg) == 1.0
+
+
+def test_a_full_refresh_that_fails_midway_leaves_every_customer_and_prunes_when_done(
+        tmp_path, monkeypatch):
+    from feast import FeatureStore
+
+    cfg = small_config(tmp_path, customers=300).resolved()
+    generate_shop(cfg)
+    warehouse.run_dbt(cfg, ["build"])
+    features.apply(cfg)
+    features.materialize(cfg)
+    online_db = cfg.feast_dir / "online_store.db"
+    with sqlite3.connect(online_db) as con:  # a customer the sources no longer have
+        con.execute("insert into clv_customer_rfm select x'00', feature_name, value, "
+                    "value_text, vector_value, event_ts, created_ts from clv_customer_rfm "
+                    "limit 1")
+    before = checksums.online_entity_checksums(cfg)
+    calls = []
+    real = FeatureStore.materialize
+
+    def crash_after_one_view(self, *args, **kwargs):
+        calls.append(kwargs["feature_views"])
+        if len(calls) > 1:
+            raise RuntimeError("crash")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(FeatureStore, "materialize", crash_after_one_view)
+    with pytest.raises(RuntimeError, match="crash"):
+        features.materialize(cfg, full_refresh=True)
+    # Nothing was emptied first: every customer keeps a complete row in every view.
+    assert checksums.online_entity_checksums(cfg) == before
+    monkeypatch.undo()
+    features.materialize(cfg, full_refresh=True)
+    after = checksums.online_entity_checksums(cfg)
+    assert [k for k in before if k not in after] == ["clv_customer_rfm/00"]
+    assert features.online_customer_count(cfg) == 300
 
 
 def test_stages_out_of_order_say_what_to_run(tmp_path):
