@@ -549,6 +549,26 @@ def bench_cdnow(ctx: click.Context, cdnow_path: Path | None, folds: int,
 
 
 @main.command()
+@click.option("--section", "sections", multiple=True, metavar="SECTION",
+              help="Only these sections (repeatable): raw, warehouse, scores, features, "
+                   "online, models, metrics, bi.")
+@click.pass_context
+def checksum(ctx: click.Context, sections: tuple[str, ...]) -> None:
+    """Print checksums of DATA_DIR's tables, features, online store, models and metrics (JSON).
+
+    One per table, file, scored set, feature view and model, independent of row order;
+    run-specific columns (scored_at, run_id) and times are left out, so two runs on the same
+    input and seed print the same JSON (see clv_models.checksums).
+    """
+    import json
+
+    from clv_models import checksums
+
+    result = checksums.compute(_config(ctx), sections or checksums.SECTIONS)
+    click.echo(json.dumps(result, indent=2, sort_keys=True))
+
+
+@main.command()
 @click.pass_context
 def env(ctx: click.Context) -> None:
     """Print shell exports so `dbt` and `feast` can be run by hand: eval "$(clv env)"."""
