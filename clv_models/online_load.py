@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import numpy as np
 
+from clv_models import sql as sql_text
+
 if TYPE_CHECKING:
     from feast import FeatureStore, FeatureView
 
@@ -193,9 +195,7 @@ def latest_rows(path: str, start: dt.datetime, end: dt.datetime, columns: list[s
                 entity_key: str, timestamp: str):
     """Per entity, the latest row of the Parquet source with ``start <= timestamp < end``
     (an Arrow table of ``entity_key``, ``timestamp`` and ``columns``)."""
-    def quoted(name: str) -> str:
-        return '"' + name.replace('"', '""') + '"'
-
+    quoted = sql_text.identifier
     selected = ", ".join(quoted(c) for c in [entity_key, timestamp, *columns])
     sql = (f"select {selected} from read_parquet(?) "  # noqa: S608 - quoted schema names
            f"where {quoted(timestamp)} >= ? and {quoted(timestamp)} < ? "

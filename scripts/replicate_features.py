@@ -24,6 +24,8 @@ from pathlib import Path
 
 import duckdb
 
+from clv_models.sql import literal
+
 LABELS = "customer_clv_labels.parquet"
 
 
@@ -47,7 +49,7 @@ def replicate(source: Path, dest: Path, customers: int) -> dict[str, int]:
                 "select * replace (customer_id || '~' || k as customer_id) "
                 "from latest, range(?) as copies(k) "
                 "order by k, customer_id limit ?", [copies, customers])
-            con.execute("copy big to '" + str(out).replace("'", "''") + "' (format parquet)")
+            con.execute(f"copy big to {literal(out)} (format parquet)")
             written[path.name] = con.execute("select count(*) from big").fetchone()[0]
     return written
 
