@@ -16,7 +16,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from clv_models import metrics
+from clv_models import atomic, metrics
 from clv_models.config import Config
 from clv_models.models import CLVModel, Prediction
 from clv_models.training import TARGET, TrainingSet
@@ -143,8 +143,8 @@ def write_report(cfg: Config, data: TrainingSet, report: EvaluationReport) -> li
                   for k, v in r.items()} for r in report.rows],
     }
     json_path = out / "evaluation.json"
-    json_path.write_text(json.dumps(payload, indent=2))
+    atomic.write_text(json_path, json.dumps(payload, indent=2))  # never a torn file
     csv_path = out / "deciles.csv"
-    pd.concat([d.assign(model=m) for m, d in report.deciles.items()]).to_csv(csv_path,
-                                                                              index=False)
+    atomic.write_text(csv_path, pd.concat([d.assign(model=m) for m, d in report.deciles.items()])
+                      .to_csv(index=False))
     return [json_path, csv_path]

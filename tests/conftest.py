@@ -4,21 +4,38 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import sys
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 
+from clv_models import checksums
 from clv_models.config import Config, load_config
+
+#: The small, fast settings of the test shops (``clv`` commands get them as ``--set``).
+SMALL_SETTINGS = {"shop.seed": 11, "deep.epochs": 25, "deep.batch_size": 1024,
+                  "xgboost.n_estimators": 300}
 
 
 def small_config(data_dir: Path, customers: int = 1_000, **overrides) -> Config:
     """A small, fast configuration writing under ``data_dir``."""
     return load_config(None, {
-        "data_dir": data_dir, "shop.customers": customers, "shop.seed": 11,
-        "deep.epochs": 25, "deep.batch_size": 1024, "xgboost.n_estimators": 300,
-        **overrides,
+        "data_dir": data_dir, "shop.customers": customers, **SMALL_SETTINGS, **overrides,
     })
+
+
+def clv_command(cfg: Config, *args: str) -> list[str]:
+    """The ``clv`` command line of ``args`` on ``cfg``'s data directory, with the test shops'
+    settings and ``cfg``'s shop size (run it with :func:`clv_environment`)."""
+    return [sys.executable, "-m", "clv_models.cli", "--data-dir", str(cfg.data_dir),
+            *(f"--set={k}={v}" for k, v in SMALL_SETTINGS.items()),
+            f"--set=shop.customers={cfg.shop.customers}", *args]
+
+
+def clv_environment() -> dict[str, str]:
+    """This environment without ``CLV_*`` variables (they would outrank ``--data-dir``)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("CLV_")}
 
 
 #: The ``CLV_*`` environment the test session started with.
@@ -53,6 +70,9 @@ def pipeline_run(tmp_path_factory):
     cfg = small_config(tmp_path_factory.mktemp("e2e") / "data", customers=4_000)
     pipeline = Pipeline(cfg, console=Console(width=140, record=True))
     pipeline.run()
+    # What the run produced, before later tests add scores or push live events
+    # (tests/test_determinism.py compares a second run with it).
+    pipeline.checksums = checksums.compute(cfg)
     return pipeline
 
 
