@@ -339,6 +339,13 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
                           f"(got {cfg.online_store.type!r})")
     if cfg.online_store.type == "redis":
         redis_connection_string(cfg.online_store.redis_url)  # a malformed URL fails here
+    for name, where in (("data_dir", cfg.data_dir), ("warehouse_dir", cfg.warehouse_dir),
+                        ("feature_repo_dir", cfg.feature_repo_dir)):
+        # dbt-duckdb writes the feature exports' paths into SQL string literals unescaped
+        # (COPY ... TO '<path>'), and Feast's repo reads them from the environment.
+        if any(c in str(where) for c in "'\n\r"):
+            raise ConfigError(f"{name} must not contain a single quote or a line break "
+                              f"(dbt writes it into SQL text): {str(where)!r}")
     return cfg
 
 

@@ -67,3 +67,9 @@ def test_committed_clv_yaml_spells_out_the_code_defaults():
     defaults = Config()
     defaults.data_dir = PROJECT_ROOT / "data"
     assert from_file == defaults
+
+
+def test_a_data_dir_dbt_cannot_quote_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="single quote"):
+        load_config(None, {"data_dir": tmp_path / "it's data"})
+    assert load_config(None, {"data_dir": tmp_path / "plain data"}).data_dir.name == "plain data"
