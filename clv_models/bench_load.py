@@ -52,7 +52,7 @@ from clv_models.bench_serving import (
 from clv_models.config import PROJECT_ROOT, Config, OnlineStoreConfig
 
 SERVERS = ("clv", "feast")
-DEFAULT_RATES = (50, 100, 150, 200, 300, 400, 600, 800)
+DEFAULT_RATES = (25, 50, 75, 100, 125, 150, 200, 300, 400, 600)
 TARGET_P99_MS = 10.0  # the CLV endpoint target at batch 1; the same for feast serve
 FLAT_MB_PER_MIN = 1.0  # |RSS slope| after warm-up that still counts as "memory flat"
 MEASURES = {"clv": "clv_endpoint", "feast": "feast_http_read"}

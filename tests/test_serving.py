@@ -264,9 +264,22 @@ def assert_lookup_equals_feast(cfg, ids: list[str]) -> None:
         assert sorted(values) == sorted(k for k in expected if not k.endswith("__ts"))
         for name, column in values.items():
             assert all(equal(a, b) for a, b in zip(column, expected[name], strict=True)), name
+        sqlite = store.config.online_store.type == "sqlite"
         for fv, fields in lookup.views:
-            seconds = [int(ts.timestamp()) if ts is not None else 0 for ts in stamps[fv.name]]
+            seconds = [feast_seconds(ts, sqlite) for ts in stamps[fv.name]]
             assert seconds == expected[f"{fields[0][0]}__ts"], fv.name
+
+
+def feast_seconds(ts, sqlite: bool) -> int:
+    """The ``__ts`` seconds Feast's ``to_dict`` gives for a row stamped ``ts`` (0: no row).
+    Feast's SQLite store reads the stored epoch as local time and labels it UTC; the lookup
+    keeps the epoch (the same on a UTC host)."""
+    if ts is None:
+        return 0
+    if sqlite:
+        local = dt.datetime.fromtimestamp(int(ts.timestamp()))
+        return int(local.replace(tzinfo=dt.timezone.utc).timestamp())
+    return int(ts.timestamp())
 
 
 def test_the_prepared_lookup_reads_what_feast_reads(pipeline_run):
