@@ -45,6 +45,7 @@ from pathlib import Path
 import duckdb
 
 from clv_models import scoring, sql, warehouse
+from clv_models.atomic import STALE_SECONDS, fsync
 from clv_models.config import Config
 
 DATABASE_FILE = "clv_bi.duckdb"
@@ -60,8 +61,6 @@ SCORE_MODELS_SELECTOR = "source:clv+"
 BI_MODELS = ("clv_by_segment", "clv_by_cohort", "segment_movements")
 #: Every table of a publication, in the order they are written.
 TABLES = ("clv_scores", "clv_scores_latest", *BI_MODELS, "bi_publication")
-#: Temporary files older than this are left over from a publisher that died: removed.
-STALE_SECONDS = 3600
 _SCORE_SET = ("as_of_date", "model_name", "model_version")
 
 
@@ -146,10 +145,10 @@ def publish(cfg: Config) -> Publication:
                 con.execute(f"copy (select * from {sql.identifier(table, TABLES)}) to "  # noqa: S608 - quoted
                             f"{sql.literal(path)} (format parquet, kv_metadata "
                             f"{{publication_id: {sql.literal(publication_id)}}})")
-                _fsync(path)
+                fsync(path)
             con.execute("checkpoint")
-        _fsync(staged_database)
-        _fsync(staged_parquet, directory=True)
+        fsync(staged_database)
+        fsync(staged_parquet, directory=True)
         os.replace(staged_database, database)
         os.replace(staged_parquet, parquet_dir / publication_id)
         os.symlink(publication_id, staged_link)
@@ -157,8 +156,8 @@ def publish(cfg: Config) -> Publication:
         if current.is_dir() and not current.is_symlink():  # a copy that followed the link
             shutil.rmtree(current)
         os.replace(staged_link, current)
-        _fsync(cfg.bi_dir, directory=True)
-        _fsync(parquet_dir, directory=True)
+        fsync(cfg.bi_dir, directory=True)
+        fsync(parquet_dir, directory=True)
     finally:
         for path in (staged_database, Path(f"{staged_database}.wal"), staged_link):
             path.unlink(missing_ok=True)
@@ -250,13 +249,4 @@ def _remove_stale_temporaries(folder: Path) -> None:
                 path.unlink()
         except FileNotFoundError:
             pass
-
-
-def _fsync(path: Path, directory: bool = False) -> None:
-    """Flush a file (or a folder's entries) to disk, so a rename never publishes lost data."""
-    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
