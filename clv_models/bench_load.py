@@ -9,9 +9,13 @@ requests paced on a fixed schedule, latency counted from each request's schedule
 server that falls behind shows its queue in the figures.
 
 1. **Steps**: each rate of ``rates`` for ``step_seconds``; a step passes when its p99 is within
-   the target and no request failed (a non-2xx answer or a connection error). The search stops
-   at the first step that fails; the highest passing rate is the sustained rate.
-2. **Hold**: the sustained rate for ``hold_seconds`` (at least 60 by default) while a thread
+   the target and no request failed (a non-2xx answer or a connection error). Every step runs
+   (a failed step does not end the search: on an idle virtual machine the lowest rates can be
+   the slowest, each request waking a sleeping CPU) until one is *saturated*: it failed with
+   errors or served less than 90 % of the offered rate.
+2. **Hold**: the highest passing rate for ``hold_seconds`` (at least 60 by default); when the
+   hold misses the target, the next lower passing rate, up to ``max_holds`` holds. The
+   sustained rate is the highest whose whole hold met the target. During each hold a thread
    samples the server's resident memory (the process and its children, psutil) every second.
    Reported: requests, errors, p50/p99/max, achieved rate, RSS at start/end/max and its
    least-squares slope in MB/min after ``warmup_seconds``. **Memory flat** means that slope is
@@ -136,7 +140,7 @@ def load_server(server: str, cfg: Config, ids_file: Path, scratch: Path, model: 
                 rates: tuple[float, ...] = DEFAULT_RATES, step_seconds: float = 10.0,
                 hold_seconds: float = 60.0, warmup_seconds: float = 10.0,
                 target_ms: float = TARGET_P99_MS, seed: int = 0,
-                echo: Callable[[str], None] = print) -> list[dict[str, Any]]:
+                echo: Callable[[str], None] = print, max_holds: int = 3) -> list[dict[str, Any]]:
     """Step rows and the hold row of one server (``clv`` or ``feast``) on ``cfg``'s store."""
     env = {**os.environ, **cfg.env()}
     env.pop("CLV_API_TOKEN", None)  # a loopback server without a token
@@ -152,7 +156,6 @@ def load_server(server: str, cfg: Config, ids_file: Path, scratch: Path, model: 
     rows: list[dict[str, Any]] = []
     with started_server(cmd, port, cwd, env, scratch / f"{server}-{store}.log") as (base, proc):
         _load(mode, ids_file, 1, 1, 300, env, url=base, seed=seed)  # warm-up, back to back
-        best = None
         for i, rate in enumerate(rates):
             load = _load(mode, ids_file, 1, max(int(rate * step_seconds), 20), 20, env,
                          rate=rate, url=base, seed=seed + 1 + i)
@@ -161,31 +164,39 @@ def load_server(server: str, cfg: Config, ids_file: Path, scratch: Path, model: 
             rows.append(row)
             echo(f"  {server} {rate:g}/s: p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms, "
                  f"{row['errors']} errors -> {'pass' if row['met'] else 'fail'}")
-            if not row["met"]:
+            if not row["met"] and (row["errors"] or row["throughput_rps"] < 0.9 * rate):
+                echo(f"  {server}: saturated at {rate:g}/s; no higher step")
                 break
-            best = rate
-        if best is None:
+        passed = [r["offered_rps"] for r in rows if r["met"]]
+        if not passed:
             echo(f"  {server}: no rate met p99 <= {target_ms:g} ms; holding the lowest")
-        hold_rate = best if best is not None else rates[0]
-        echo(f"  {server}: holding {hold_rate:g}/s for {hold_seconds:g} s ...")
-        sampler = MemorySampler(proc.pid)
-        with sampler.running():
-            load = _load(mode, ids_file, 1, int(hold_rate * hold_seconds), 0, env,
-                         rate=hold_rate, url=base, seed=seed + 100)
-        row = {**_latency_row(measure, load, hold_rate, target_ms), "phase": "hold",
-               "seconds": round(load["seconds"], 1), **extra,
-               "rate_is": "the highest step that met the target" if best is not None
-               else "the lowest step (none met the target)",
-               **memory_summary(sampler.samples, warmup_seconds),
-               "rss_mb": [round(m, 1) for _, m in sampler.samples],
-               "load_average": round(os.getloadavg()[0], 2)}
-        row["met"] = bool(row["met"] and best is not None and row["memory_flat"])
-        row["target"] += ", memory flat"
-        rows.append(row)
-        echo(f"  {server} hold {hold_rate:g}/s: {row['requests']} requests, {row['errors']} "
-             f"errors, p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms; RSS "
-             f"{row['rss_start_mb']} -> {row['rss_end_mb']} MB (max {row['rss_max_mb']}), "
-             f"slope {row['rss_slope_mb_per_min']} MB/min")
+        # Hold the highest passing step; when the hold misses the target, the next lower
+        # passing step (at most ``max_holds`` holds): the sustained rate is the highest whose
+        # whole hold met it.
+        candidates = sorted(passed, reverse=True)[:max_holds] or [rates[0]]
+        for hold_rate in candidates:
+            echo(f"  {server}: holding {hold_rate:g}/s for {hold_seconds:g} s ...")
+            sampler = MemorySampler(proc.pid)
+            with sampler.running():
+                load = _load(mode, ids_file, 1, int(hold_rate * hold_seconds), 0, env,
+                             rate=hold_rate, url=base, seed=seed + 100)
+            row = {**_latency_row(measure, load, hold_rate, target_ms), "phase": "hold",
+                   "seconds": round(load["seconds"], 1), **extra,
+                   "rate_is": "a step that met the target" if passed
+                   else "the lowest step (none met the target)",
+                   **memory_summary(sampler.samples, warmup_seconds),
+                   "rss_mb": [round(m, 1) for _, m in sampler.samples],
+                   "load_average": round(os.getloadavg()[0], 2)}
+            row["met"] = bool(row["met"] and passed and row["memory_flat"])
+            row["target"] += ", memory flat"
+            rows.append(row)
+            echo(f"  {server} hold {hold_rate:g}/s: {row['requests']} requests, "
+                 f"{row['errors']} errors, p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms "
+                 f"(max {row['max_ms']}); RSS {row['rss_start_mb']} -> {row['rss_end_mb']} MB "
+                 f"(max {row['rss_max_mb']}), slope {row['rss_slope_mb_per_min']} MB/min "
+                 f"-> {'met' if row['met'] else 'missed'}")
+            if row["met"]:
+                break
     return rows
 
 

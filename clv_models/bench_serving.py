@@ -255,6 +255,16 @@ def run_load(mode: str, ids: list[str], batch: int, requests: int, warmup: int,
         def call(chunk: list[str]) -> bool:
             return lookup.read(chunk)[0]["order_count"][0] is not None
     else:
+        if mode == "feast-http":
+            # The service's features named one by one: for a ``feature_service`` request
+            # ``feast serve`` rebuilds the service from the registry proto on every call
+            # (34 % of its CPU in a profile; p50 7.4 -> 5.1 ms, p99 11.6 -> 7.3 ms at 100
+            # requests/s of one clv_v1 customer on 2 cores), while feature lists resolve
+            # through the registry's cache. Same features, same answer.
+            from feast import FeatureStore
+
+            store = FeatureStore(repo_path=str(PROJECT_ROOT / "feature_repo"))
+            refs = [f"{view}:{name}" for view, name in features._service_refs(store, service)]
         host_port = url.split("://", 1)[1]
         conn = http.client.HTTPConnection(host_port, timeout=60)
         headers = {"Content-Type": "application/json"}
@@ -268,7 +278,7 @@ def run_load(mode: str, ids: list[str], batch: int, requests: int, warmup: int,
                 body = json.dumps({"customer_ids": chunk})
             else:
                 method, path = "POST", "/get-online-features"
-                body = json.dumps({"feature_service": service,
+                body = json.dumps({"features": refs,
                                    "entities": {features.ENTITY_KEY: chunk}})
             try:
                 conn.request(method, path, body=body, headers=headers)

@@ -3,6 +3,7 @@ vulnerabilities with pip-audit, and print every finding.
 
     python scripts/security_audit.py                 # PyPI's vulnerability data (default)
     python scripts/security_audit.py --service osv   # OSV's
+    python scripts/security_audit.py --service pypi-latest   # without pip-audit (below)
     python scripts/security_audit.py --json audit.json
 
 pip-audit asks the vulnerability service about each installed distribution and version
@@ -13,6 +14,12 @@ aliases), fixed versions.
 Where pip-audit cannot reach the service it reports the packages as "not found on PyPI" (a
 proxy that serves PyPI's package index but not its per-version JSON API, or no route to OSV):
 those are listed as not audited, never counted as clean.
+
+``--service pypi-latest`` is the equivalent for such a proxy, without pip-audit: PyPI's
+*project* JSON (``/pypi/<name>/json``) lists the advisories that affect the project's latest
+release. A distribution installed at its latest release is audited by that list; one installed
+at an older release is reported as not audited (advisories fixed in between are not in the
+list), with the latest release named, so the gap is visible and can be closed by upgrading.
 
 Exit status: 0 when every package was audited and none has a finding, 1 when there are
 findings, 2 when some packages could not be audited (the findings still printed).
@@ -41,6 +48,43 @@ def run_pip_audit(service: str) -> list[dict]:
     return json.loads(proc.stdout)["dependencies"]
 
 
+def run_pypi_latest(index: str = "https://pypi.org/pypi") -> list[dict]:
+    """pip-audit-shaped entries from PyPI's project JSON: ``vulns`` for the distributions
+    installed at their latest release, a ``skip_reason`` for the others and for any that
+    could not be fetched."""
+    import urllib.error
+    import urllib.request
+
+    from packaging.utils import canonicalize_name
+    from packaging.version import Version
+
+    seen, deps = set(), []
+    for dist in sorted(importlib.metadata.distributions(),
+                       key=lambda d: canonicalize_name(d.metadata["Name"])):
+        name = canonicalize_name(dist.metadata["Name"])
+        if name in seen or name == "clv-models":  # this project is not on PyPI
+            continue
+        seen.add(name)
+        version = dist.version
+        url = f"{index}/{name}/json"
+        try:
+            with urllib.request.urlopen(url, timeout=60) as resp:  # noqa: S310 (https URL)
+                data = json.load(resp)
+        except (urllib.error.URLError, TimeoutError, ValueError) as exc:
+            deps.append({"name": name, "skip_reason": f"{url} unreachable: {exc}"})
+            continue
+        latest = data["info"]["version"]
+        if Version(latest) != Version(version):
+            deps.append({"name": name, "skip_reason": f"installed {version}, latest {latest}: "
+                                                      "PyPI lists advisories of the latest only"})
+            continue
+        deps.append({"name": name, "version": version, "vulns": [
+            {"id": v["id"], "aliases": v.get("aliases") or [],
+             "fix_versions": v.get("fixed_in") or []}
+            for v in data.get("vulnerabilities") or [] if not v.get("withdrawn")]})
+    return deps
+
+
 def _installed_version(name: str) -> str:
     try:
         return importlib.metadata.version(name)
@@ -50,11 +94,11 @@ def _installed_version(name: str) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--service", choices=("pypi", "osv"), default="pypi")
+    parser.add_argument("--service", choices=("pypi", "osv", "pypi-latest"), default="pypi")
     parser.add_argument("--json", type=Path, help="write the findings and skips here")
     args = parser.parse_args()
 
-    deps = run_pip_audit(args.service)
+    deps = run_pypi_latest() if args.service == "pypi-latest" else run_pip_audit(args.service)
     findings, unaudited = [], []
     for dep in deps:
         name = dep["name"]
@@ -75,8 +119,10 @@ def main() -> int:
         fixed = ", ".join(f.get("fix_versions") or []) or "no fixed version"
         print(f"FINDING {f['name']} {f['version']}: {f['id']}{aliases}; fixed in {fixed}")
     if unaudited:
-        print(f"not audited ({unaudited[0]['reason'].split(':')[0]}): " + ", ".join(
-            f"{u['name']} {u['version']}" for u in unaudited))
+        for reason in sorted({u["reason"].split(":")[0] for u in unaudited}):
+            print(f"not audited ({reason}): " + ", ".join(
+                f"{u['name']} {u['version']}" for u in unaudited
+                if u["reason"].split(":")[0] == reason))
     print(f"{len(findings)} finding(s)")
     if args.json:
         args.json.write_text(json.dumps({"service": args.service, "findings": findings,
