@@ -202,15 +202,22 @@ def prune_online_store(cfg: Config, store: FeatureStore | None = None) -> int:
     def key(customer_id: str) -> EntityKey:
         return EntityKey(join_keys=[ENTITY_KEY], entity_values=[Value(string_val=customer_id)])
 
-    sources = {}
-    for fv in store.list_feature_views():
+    views = store.list_feature_views()
+
+    def distinct_ids(paths: list[str]) -> list[str]:
         with duckdb.connect() as con:
-            sources[fv.name] = [r[0] for r in con.execute(
-                f"select distinct {ENTITY_KEY} from read_parquet(?)",  # noqa: S608 - fixed name
-                [fv.batch_source.path]).fetchall() if r[0] is not None]
+            return [r[0] for r in con.execute(
+                f"select distinct {ENTITY_KEY} from read_parquet(?) "  # noqa: S608 - fixed name
+                f"where {ENTITY_KEY} is not null", [paths]).fetchall()]
+
     if store.config.online_store.type == "redis":
-        keep = {_redis_key(store.project, key(c), version)
-                for ids in sources.values() for c in ids}
+        ids = distinct_ids([fv.batch_source.path for fv in views])  # customers of any source
+        if version == 3:  # the keys as bytes, as the bulk loader writes them
+            from clv_models import online_load
+
+            keep = set(online_load.redis_keys(store, ENTITY_KEY, ids))
+        else:
+            keep = {_redis_key(store.project, key(c), version) for c in ids}
         client, pattern = _redis_keys(store)
         stale = [k for k in client.scan_iter(match=pattern, count=10_000) if k not in keep]
         for i in range(0, len(stale), 10_000):
@@ -223,10 +230,11 @@ def prune_online_store(cfg: Config, store: FeatureStore | None = None) -> int:
     with sqlite3.connect(online_db) as con:
         tables = {r[0] for r in con.execute("select name from sqlite_master where type = 'table'")}
         con.execute("create temp table clv_keep (entity_key blob primary key)")
-        for view, ids in sources.items():
-            table = f"{store.project}_{view}"
+        for fv in views:
+            table = f"{store.project}_{fv.name}"
             if table not in tables:
                 continue
+            ids = distinct_ids([fv.batch_source.path])
             con.execute("delete from temp.clv_keep")
             con.executemany("insert into temp.clv_keep values (?)",
                             ((serialize_entity_key(key(c), version),) for c in ids))

@@ -206,6 +206,30 @@ def latest_rows(path: str, start: dt.datetime, end: dt.datetime, columns: list[s
         return con.execute(sql, [path, *naive]).fetch_arrow_table()
 
 
+def redis_keys(store: FeatureStore, entity: str, ids: list[str]) -> list[bytes]:
+    """The Redis keys Feast gives the customers ``ids`` (join key ``entity``): entity key
+    version 3 + the project, built as bytes (Feast's protobuf path costs microseconds a key);
+    checked against Feast's own serialization on the first id."""
+    from feast.infra.key_encoding_utils import serialize_entity_key, serialize_entity_key_prefix
+    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+    from feast.protos.feast.types.Value_pb2 import Value
+    from feast.value_type import ValueType
+
+    prefix = (serialize_entity_key_prefix([entity], 3)
+              + struct.pack("<I", ValueType.STRING.value))
+    project = store.config.project.encode()
+    encoded = (i.encode() for i in ids)
+    keys = [prefix + len(b).to_bytes(4, "little") + b + project for b in encoded]
+    if keys:
+        expected = serialize_entity_key(EntityKey(join_keys=[entity],
+                                                  entity_values=[Value(string_val=ids[0])]),
+                                        entity_key_serialization_version=3) + project
+        if keys[0] != expected:
+            raise BulkLoadError("this Feast version serializes entity keys differently: set "
+                                "online_store.bulk_load to false")
+    return keys
+
+
 def hset_commands(store: FeatureStore, fv: FeatureView, table: Any) -> list[Encoded]:
     """The pieces of one ``HSET`` per row of ``table`` (rows of ``fv``), as Feast writes it."""
     import pyarrow as pa

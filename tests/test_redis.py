@@ -120,6 +120,32 @@ def test_materialized_redis_reads_equal_sqlite(redis_cfg, pipeline_run):
 
 
 
+def test_a_full_refresh_prunes_only_this_projects_stale_customers_on_redis(redis_cfg):
+    """The prune step of a full refresh deletes the key of a customer no source has (the
+    keys built as bytes must equal Feast's), and nothing else: not the kept customers, not
+    another project's key."""
+    from feast.infra.online_stores.helpers import _redis_key
+    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+    from feast.protos.feast.types.Value_pb2 import Value
+
+    cfg, result = redis_cfg
+    store = features.feature_store(cfg)
+    client, _ = features._redis_keys(store)
+
+    def key(project: str, customer: str) -> bytes:
+        return _redis_key(project, EntityKey(join_keys=[features.ENTITY_KEY],
+                                             entity_values=[Value(string_val=customer)]), 3)
+
+    gone, other = key(store.project, "GONE'; drop"), key("other_project", "GONE'; drop")
+    client.hset(gone, "_ts:customer_rfm", b"x")
+    client.hset(other, "_ts:customer_rfm", b"x")
+    assert features.online_customer_count(cfg) == result.online_rows + 1
+    assert features.prune_online_store(cfg, store) == 1
+    assert not client.exists(gone) and client.exists(other)
+    assert features.online_customer_count(cfg) == result.online_rows
+    client.delete(other)
+
+
 def test_the_prepared_lookup_reads_what_feast_reads_on_redis(redis_cfg):
     cfg, _ = redis_cfg  # a row missing on Redis comes back with the epoch as its timestamp
     _, entities = features.scoring_entities(cfg)
