@@ -232,10 +232,12 @@ def run_load(mode: str, ids: list[str], batch: int, requests: int, warmup: int,
         ``errors`` (non-200 answers).
     """
     plan = _requests(ids, batch, warmup + requests, seed)
-    if mode == "sdk":
+    if mode != "clv":
         from feast import FeatureStore
 
         store = FeatureStore(repo_path=str(PROJECT_ROOT / "feature_repo"))
+        refs = [f"{view}:{name}" for view, name in features._service_refs(store, service)]
+    if mode == "sdk":
         svc = store.get_feature_service(service)
 
         def call(chunk: list[str]) -> bool:
@@ -243,28 +245,18 @@ def run_load(mode: str, ids: list[str], batch: int, requests: int, warmup: int,
                 features=svc, entity_rows=[{features.ENTITY_KEY: c} for c in chunk]).to_dict()
             return out["order_count"][0] is not None
     elif mode == "lookup":
-        from feast import FeatureStore
-
         from clv_models.online_lookup import OnlineLookup
 
-        store = FeatureStore(repo_path=str(PROJECT_ROOT / "feature_repo"))
-        lookup = OnlineLookup(store, [f"{view}:{name}" for view, name
-                                      in features._service_refs(store, service)],
-                              features.ENTITY_KEY)
+        lookup = OnlineLookup(store, refs, features.ENTITY_KEY)
 
         def call(chunk: list[str]) -> bool:
             return lookup.read(chunk)[0]["order_count"][0] is not None
     else:
-        if mode == "feast-http":
-            # The service's features named one by one: for a ``feature_service`` request
-            # ``feast serve`` rebuilds the service from the registry proto on every call
-            # (34 % of its CPU in a profile; p50 7.4 -> 5.1 ms, p99 11.6 -> 7.3 ms at 100
-            # requests/s of one clv_v1 customer on 2 cores), while feature lists resolve
-            # through the registry's cache. Same features, same answer.
-            from feast import FeatureStore
-
-            store = FeatureStore(repo_path=str(PROJECT_ROOT / "feature_repo"))
-            refs = [f"{view}:{name}" for view, name in features._service_refs(store, service)]
+        # feast-http names the service's features one by one: for a ``feature_service``
+        # request ``feast serve`` rebuilds the service from the registry proto on every call
+        # (34 % of its CPU in a profile; p50 7.4 -> 5.1 ms, p99 11.6 -> 7.3 ms at 100
+        # requests/s of one clv_v1 customer on 2 cores), while feature lists resolve through
+        # the registry's cache. Same features, same answer.
         host_port = url.split("://", 1)[1]
         conn = http.client.HTTPConnection(host_port, timeout=60)
         headers = {"Content-Type": "application/json"}

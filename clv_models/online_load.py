@@ -207,9 +207,13 @@ def latest_rows(path: str, start: dt.datetime, end: dt.datetime, columns: list[s
 
 
 def redis_keys(store: FeatureStore, entity: str, ids: list[str]) -> list[bytes]:
-    """The Redis keys Feast gives the customers ``ids`` (join key ``entity``): entity key
-    version 3 + the project, built as bytes (Feast's protobuf path costs microseconds a key);
-    checked against Feast's own serialization on the first id."""
+    """The Redis keys Feast gives the customers ``ids`` (join key ``entity``), built as bytes
+    (Feast's protobuf path costs microseconds a key); checked against Feast's own
+    serialization on the first id.
+
+    Entity key version 3 of one string join key: the key names' prefix, then the value's type
+    (STRING) and length as little-endian uint32, then its UTF-8 bytes; + the project.
+    """
     from feast.infra.key_encoding_utils import serialize_entity_key, serialize_entity_key_prefix
     from feast.protos.feast.types.EntityKey_pb2 import EntityKey
     from feast.protos.feast.types.Value_pb2 import Value
@@ -233,31 +237,12 @@ def redis_keys(store: FeatureStore, entity: str, ids: list[str]) -> list[bytes]:
 def hset_commands(store: FeatureStore, fv: FeatureView, table: Any) -> list[Encoded]:
     """The pieces of one ``HSET`` per row of ``table`` (rows of ``fv``), as Feast writes it."""
     import pyarrow as pa
-    from feast.infra.key_encoding_utils import serialize_entity_key, serialize_entity_key_prefix
     from feast.infra.online_stores.helpers import _mmh3
-    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
-    from feast.protos.feast.types.Value_pb2 import Value
-    from feast.value_type import ValueType
 
     n = table.num_rows
     entity = fv.entity_columns[0].name
-    ids = table.column(entity).cast(pa.string()).to_pylist()
-    # Entity key version 3 of one string join key: the key names' prefix, then the value's
-    # type (STRING) and length as little-endian uint32, then its UTF-8 bytes; + the project.
-    encoded_ids = Encoded.from_bytes([i.encode() for i in ids])
-    keys = [Encoded.constant(serialize_entity_key_prefix([entity], 3)
-                             + struct.pack("<I", ValueType.STRING.value), n),
-            Encoded(encoded_ids.length.astype("<u4").view(np.uint8).reshape(n, 4),
-                    np.full(n, 4, dtype=np.int64)),
-            encoded_ids, Encoded.constant(store.config.project.encode(), n)]
-    key_bytes = Encoded.from_bytes(concat_rows(keys))
-    expected = serialize_entity_key(EntityKey(join_keys=[entity],
-                                              entity_values=[Value(string_val=ids[0])]),
-                                    entity_key_serialization_version=3)
-    first = bytes(key_bytes.data[0, :key_bytes.length[0]]) if n else b""
-    if n and first != expected + store.config.project.encode():
-        raise BulkLoadError("this Feast version serializes entity keys differently: set "
-                            "online_store.bulk_load to false")
+    key_bytes = Encoded.from_bytes(
+        redis_keys(store, entity, table.column(entity).cast(pa.string()).to_pylist()))
     stamp = table.column(fv.batch_source.timestamp_field).cast(pa.timestamp("ns"))
     nanos = stamp.to_numpy().astype("datetime64[ns]").astype(np.int64)
     seconds, rest = np.divmod(nanos, 1_000_000_000)
