@@ -9,11 +9,13 @@ import pytest
 
 from clv_models import features
 from clv_models.bench_models import (
+    CEILING,
     ORACLE_GINI_TARGET,
     asof_join_features,
     bench_oracle,
     bench_training,
     compare_features,
+    gap_table,
     oracle_result,
 )
 from clv_models.metrics import METRIC_KEYS
@@ -47,7 +49,20 @@ def test_bench_oracle_rows_are_models_with_every_metric(oracle_run):
         assert rows[name]["gini_over_oracle"] == round(
             rows[name]["normalized_gini"] / oracle["normalized_gini"], 4)
         assert rows[name]["mae_over_oracle"] == round(rows[name]["mae"] / oracle["mae"], 4)
+    # the feature ceiling: XGBoost fitted to the oracle's values, a reference row with the
+    # ratios of the others and no AUC (its target has no zeros)
+    ceiling = rows[CEILING]
+    assert ceiling["reference"] is True and ceiling["auc"] is None
+    assert ceiling["gini_over_oracle"] == round(
+        ceiling["normalized_gini"] / oracle["normalized_gini"], 4)
+    # the gap by order history: disjoint groups of the evaluated customers, every model's Gini
+    groups = [r for r in result.rows if "gap_by_history" in r]
+    assert groups and sum(g["customers"] for g in groups) <= oracle["customers"]
+    assert all({"oracle", "deep_ziln", "xgboost", CEILING} <= set(g["normalized_gini"])
+               for g in groups)
+    assert gap_table(result).row_count == len(groups)
     check = rows["deep_ziln_target"]
+    assert check["feature_ceiling_gini_over_oracle"] == ceiling["gini_over_oracle"]
     deep, xgb = rows["deep_ziln"], rows["xgboost"]
     assert check["beats_xgboost"] is (deep["normalized_gini"] > xgb["normalized_gini"])
     assert check["met"] is (deep["gini_over_oracle"] >= ORACLE_GINI_TARGET
