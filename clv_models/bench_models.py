@@ -20,7 +20,7 @@ import pandas as pd
 import psutil
 
 from clv_models import evaluation, features, metrics, sql, training, warehouse
-from clv_models.bench import BenchResult, PeakMemory, _ratio, timed
+from clv_models.bench import MARTS, BenchResult, PeakMemory, _ratio, timed
 from clv_models.config import Config, DeepConfig
 from clv_models.generate import generate_shop
 from clv_models.models import Prediction
@@ -39,9 +39,6 @@ RETRIEVAL_RATIO_TARGET = 3.0  # Feast retrieval seconds / as-of join seconds
 CUDA_SAMPLES_TARGET = 1_000_000  # deep-model training samples/s on one H100
 COMPARE_ROWS = 20_000  # rows of the Feast / as-of join value check
 PARTS = ("retrieval", "deep", "scoring")
-# The Parquet exports the benchmark reads: the feature views' sources and the labels.
-MARTS = ("customer_rfm", "customer_timeseries", "customer_returns", "customer_engagement",
-         "customer_profile", "customer_clv_labels")
 
 
 # -- oracle -------------------------------------------------------------------------------------

@@ -20,6 +20,10 @@ def test_bench_warehouse_runs_and_the_rfm_agrees(tmp_path):
     for ratio in ("build_over_scan", "rfm_over_handwritten"):
         assert rows[ratio]["value"] > 0 and rows[ratio]["met"] in (True, False)
     assert rows["peak_memory_gib"]["value"] > 0
+    # the output floor: every mart export copied once, timed
+    rewrite = rows["mart_rewrite_seconds"]
+    assert {"customer_rfm", "customer_timeseries", "customer_clv_labels"} <= set(rewrite)
+    assert rewrite["value"] > 0 and rows["mart_rewrite_over_scan"]["value"] > 0
     payload = result.as_json()
     assert payload["benchmark"] == "warehouse" and "cores" in payload["device"]
     json.dumps(payload)  # serialisable
