@@ -98,24 +98,14 @@ def feature_ceiling(cfg: Config, data: training.TrainingSet,
 
     Returns the row (reference) or ``None`` when the oracle does not cover every row.
     """
-    path = cfg.resolved().truth_dir / "oracle.parquet"
-    if "oracle" not in report.predictions or not path.exists():
+    if "oracle" not in report.predictions:
         return None
-    with duckdb.connect() as con:
-        oracle = con.execute(
-            "select customer_id, cast(as_of_date as date) as as_of_date, expected_net_revenue "
-            "from read_parquet(?) where horizon_days = ?", [str(path), cfg.horizon_days]).df()
-    oracle["as_of_date"] = pd.to_datetime(oracle["as_of_date"]).dt.date
+    fit, val, ev = (data.part(name) for name in ("fit", "validation", "evaluation"))
+    targets = evaluation.oracle_values(cfg, pd.concat([fit, val]))  # one read of the oracle
+    if targets is None:
+        return None
+    y_fit, y_val = targets[:len(fit)], targets[len(fit):]
     cols = data.columns("clv_v1")
-    parts = {}
-    for name in ("fit", "validation", "evaluation"):
-        part = data.part(name)
-        target = part[["customer_id", "as_of_date"]].merge(
-            oracle, on=["customer_id", "as_of_date"], how="left")["expected_net_revenue"]
-        if target.isna().any():
-            return None
-        parts[name] = (part, target.to_numpy(dtype=float))
-    (fit, y_fit), (val, y_val), (ev, _) = parts["fit"], parts["validation"], parts["evaluation"]
     model = XGBoostCLV(cfg.xgboost, seed=cfg.seed).fit(fit[cols], y_fit, val[cols], y_val)
     predicted = model.predict(ev[cols]).predicted_clv
     report.predictions[CEILING] = Prediction(predicted_clv=predicted,

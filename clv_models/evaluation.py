@@ -68,6 +68,24 @@ def oracle_frame(cfg: Config, as_of: dt.date) -> pd.DataFrame | None:
     return df if not df.empty else None
 
 
+def oracle_values(cfg: Config, rows: pd.DataFrame) -> np.ndarray | None:
+    """The oracle's expected net revenue for each (``customer_id``, ``as_of_date``) row of
+    ``rows``, in their order; ``None`` when the data is not generated or the oracle misses a
+    row."""
+    path = cfg.resolved().truth_dir / "oracle.parquet"
+    if not path.exists():
+        return None
+    with duckdb.connect() as con:
+        oracle = con.execute(
+            "select customer_id, cast(as_of_date as date) as as_of_date, expected_net_revenue "
+            "from read_parquet(?) where horizon_days = ?",
+            [str(path), cfg.horizon_days]).df()
+    oracle["as_of_date"] = pd.to_datetime(oracle["as_of_date"]).dt.date
+    values = rows[["customer_id", "as_of_date"]].merge(
+        oracle, on=["customer_id", "as_of_date"], how="left")["expected_net_revenue"]
+    return None if values.isna().any() else values.to_numpy(dtype=float)
+
+
 def data_source(cfg: Config) -> str:
     """One line saying where the evaluated data came from: a generated shop or imported files.
 

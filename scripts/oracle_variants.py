@@ -22,29 +22,13 @@ import argparse
 import json
 import time
 
-import duckdb
 import numpy as np
 import pandas as pd
 
 from clv_models import metrics, training
 from clv_models.config import DeepConfig, load_config
-from clv_models.evaluation import oracle_frame
+from clv_models.evaluation import oracle_frame, oracle_values
 from clv_models.models.deep import DeepCLV
-
-
-def oracle_targets(cfg, frame: pd.DataFrame) -> np.ndarray:
-    """The oracle's expected net revenue of every (customer, as-of date) row of ``frame``."""
-    with duckdb.connect() as con:
-        oracle = con.execute(
-            "select customer_id, cast(as_of_date as date) as as_of_date, expected_net_revenue "
-            "from read_parquet(?) where horizon_days = ?",
-            [str(cfg.truth_dir / "oracle.parquet"), cfg.horizon_days]).df()
-    oracle["as_of_date"] = pd.to_datetime(oracle["as_of_date"]).dt.date
-    joined = frame[["customer_id", "as_of_date"]].merge(oracle, how="left",
-                                                        on=["customer_id", "as_of_date"])
-    if joined["expected_net_revenue"].isna().any():
-        raise SystemExit("the oracle does not cover every training row")
-    return joined["expected_net_revenue"].to_numpy(dtype=float)
 
 
 def main() -> None:
@@ -63,8 +47,11 @@ def main() -> None:
     fit, val, ev = data.part("fit"), data.part("validation"), data.part("evaluation")
     y_fit, y_val = fit[training.TARGET].to_numpy(float), val[training.TARGET].to_numpy(float)
     if args.oracle_target is not None:
-        y_fit = np.maximum(oracle_targets(cfg, fit), args.oracle_target)
-        y_val = np.maximum(oracle_targets(cfg, val), args.oracle_target)
+        targets = oracle_values(cfg, pd.concat([fit, val]))
+        if targets is None:
+            raise SystemExit("the oracle does not cover every training row")
+        targets = np.maximum(targets, args.oracle_target)
+        y_fit, y_val = targets[:len(fit)], targets[len(fit):]
     y = ev[training.TARGET].to_numpy(float)
     oracle = ev[["customer_id"]].merge(oracle_frame(cfg, data.split.evaluation_date),
                                        on="customer_id", how="left")
