@@ -15,15 +15,20 @@ Protocol (DESIGN.md, "Real-data protocol: CDNOW"):
 * **Supervised models** (``xgboost``, ``deep_ziln``) need labelled rows, and the data start on
   1997-01-01, so no earlier 273-day window fits inside the calibration period for a strict
   time split. They are **cross-fitted by customer**: customers are dealt into ``K`` seeded folds
-  (5 by default); for each fold, the models are trained on the other folds' rows (calibration
-  features at ``t``, holdout label), with early stopping on a customer-disjoint validation part
-  of those training folds, and predict the held-out fold. Every customer's prediction thus
-  comes from a model that never saw that customer's holdout. This is the customer-split
-  protocol of Wang, Liu & Miao (2019), applied to every customer by cross-fitting. Its leakage
-  risk is period-level: the training customers' holdout labels share the holdout period with
-  the predicted customers (seasonality, the shop's overall decline after its 1997 acquisition
-  wave), which a model deployed at ``t`` could not have seen. The reference models do not get
-  that information.
+  (5 by default); for each fold, the models are trained on the other folds' customers and
+  predict the held-out fold at ``t``. Every customer's prediction thus comes from a model that
+  never saw that customer's holdout (nor any other label of that customer). This is the
+  customer-split protocol of Wang, Liu & Miao (2019), applied to every customer by
+  cross-fitting.
+* **Training rows** of those customers come from every monthly as-of date with a complete
+  273-day label, 1997-02-01 .. 1997-10-01 (:data:`FIRST_CUTOFF`; DESIGN.md's sliding cutoffs,
+  as ``clv train`` uses them): 9 rows per customer at most, each with the features before its
+  date and the spend in the 273 days from it. Early stopping uses the rows at ``t`` of a
+  customer-disjoint validation part of the training customers, the rows the models predict.
+  The leakage risk is period-level: the training customers' labels overlap the holdout period
+  of the predicted customers (seasonality, the shop's overall decline after its 1997
+  acquisition wave), which a model deployed at ``t`` could not have seen. The reference models
+  do not get that information.
 
 The printed table and the JSON put the measured rows beside DESIGN.md's published reference
 rows (``"reference": true``) and mark, per column, whether every product model beats every
@@ -59,6 +64,9 @@ CALIBRATION_START = dt.date(1997, 1, 1)
 AS_OF = dt.date(1997, 10, 1)  # first holdout day; calibration ends the day before
 HORIZON_DAYS = 273  # 1997-10-01 .. 1998-06-30, 39 weeks
 HOLDOUT_END = AS_OF + dt.timedelta(days=HORIZON_DAYS - 1)
+#: The first monthly as-of date whose features are not empty: the supervised models train on the
+#: rows of every month start from here to ``AS_OF`` (the last date with a complete label).
+FIRST_CUTOFF = dt.date(1997, 2, 1)
 CDNOW_CUSTOMERS = 23_570
 DEFAULT_FOLDS = 5
 #: Share of each fold's training customers held out for early stopping.
@@ -102,10 +110,12 @@ PROTOCOL = (
     f"({HORIZON_DAYS} days), same-day purchases merged. naive and bgnbd_gg: calibration data "
     "only (bgnbd_gg fitted on the cross-section at t). xgboost and deep_ziln: {folds}-fold "
     "cross-fitting by customer (Wang, Liu & Miao 2019's customer split applied to every "
-    "customer): each fold predicted by models trained on the other folds' (features at t, "
-    "holdout label) rows, early stopping on a customer-disjoint validation part of those; "
-    "no customer's own holdout is seen by the model predicting it, but the holdout period's "
-    "level is shared across customers (period-level leakage the reference models do not get)."
+    "customer): each fold predicted at t by models trained on the other folds' customers, "
+    f"with their rows at every month start {FIRST_CUTOFF}..{AS_OF} (features before the "
+    "date, spend in the 273 days from it), early stopping on the rows at t of a "
+    "customer-disjoint validation part of those; no label of a predicted customer is seen by "
+    "the model predicting it, but the holdout period's level is shared across customers "
+    "(period-level leakage the reference models do not get)."
 )
 
 
@@ -144,14 +154,14 @@ def cdnow_master_path(path: Path | None = None) -> Path:
 
 
 def cdnow_config(cfg: Config) -> Config:
-    """``cfg`` with the CDNOW protocol's settings: the 273-day horizon and one as-of date.
+    """``cfg`` with the CDNOW protocol's settings: the 273-day horizon and a monthly schedule.
 
-    The schedule starts at ``t = 1997-10-01`` and steps a year, so ``t`` is the only as-of date
-    inside the data (which ends on 1998-06-30). Other settings (models, seed, data directory)
-    are kept.
+    The schedule starts at :data:`FIRST_CUTOFF` and steps a month; the dates up to ``t =
+    1997-10-01`` have complete labels (the data end on 1998-06-30). Other settings (models,
+    seed, data directory) are kept.
     """
     return apply_overrides(copy.deepcopy(cfg), {
-        "horizon_days": HORIZON_DAYS, "as_of.start": AS_OF, "as_of.every": 12,
+        "horizon_days": HORIZON_DAYS, "as_of.start": FIRST_CUTOFF, "as_of.every": 1,
         "as_of.unit": "month"})
 
 
@@ -203,20 +213,27 @@ def fold_parts(customer_ids: pd.Series | np.ndarray, folds: np.ndarray, fold: in
 
 def cross_fit(cfg: Config, frame: pd.DataFrame, services: dict[str, list[str]],
               folds: int = DEFAULT_FOLDS, names: tuple[str, ...] = CROSS_FITTED,
+              as_of: dt.date = AS_OF,
               echo: Callable[[str], None] = print) -> dict[str, Prediction]:
-    """Out-of-fold predictions of the supervised models for every row of ``frame``.
+    """Out-of-fold predictions of the supervised models for the rows of ``frame`` at ``as_of``.
 
-    For each fold, fresh estimators (:func:`clv_models.training.build_models`, so the
-    configured hyper-parameters) are fitted on the fit part of the other folds, stop early on
-    their validation part (:func:`fold_parts`) and predict the fold. Each model gets its own
-    feature service's columns, as in ``clv train``.
+    ``frame`` holds labelled rows of several as-of dates. Customers are dealt into folds
+    (:func:`customer_folds`) and each fold's other customers into a fit and a validation part
+    (:func:`fold_parts`). For each fold, fresh estimators
+    (:func:`clv_models.training.build_models`, so the configured hyper-parameters) are fitted on
+    the fit customers' rows of every date, stop early on the validation customers' rows at
+    ``as_of`` and predict the fold's rows at ``as_of``. Each model gets its own feature
+    service's columns, as in ``clv train``. The predictions follow the order of the rows at
+    ``as_of`` in ``frame``.
     """
     assignment = customer_folds(frame["customer_id"], folds, cfg.seed)
+    at = (frame["as_of_date"] == as_of).to_numpy()
     y = frame[training.TARGET].to_numpy(dtype=float)
     clv = {n: np.full(len(frame), np.nan) for n in names}
     prob = {n: np.full(len(frame), np.nan) for n in names}
     for fold in range(folds):
         fit, val, test = fold_parts(frame["customer_id"], assignment, fold, seed=cfg.seed)
+        val, test = val & at, test & at
         models = training.build_models(cfg)
         for name in names:
             start = time.perf_counter()
@@ -226,10 +243,10 @@ def cross_fit(cfg: Config, frame: pd.DataFrame, services: dict[str, list[str]],
             pred = model.predict(frame.loc[test, cols])
             clv[name][test] = pred.predicted_clv
             prob[name][test] = pred.p_purchase
-            echo(f"  fold {fold + 1}/{folds} {name}: fit {fit.sum():,}, validation "
+            echo(f"  fold {fold + 1}/{folds} {name}: fit {fit.sum():,} rows, validation "
                  f"{val.sum():,}, predicted {test.sum():,} customers"
                  f"{_stopping(model.metadata)} ({time.perf_counter() - start:.1f} s)")
-    return {n: Prediction(predicted_clv=clv[n], p_purchase=prob[n]) for n in names}
+    return {n: Prediction(predicted_clv=clv[n][at], p_purchase=prob[n][at]) for n in names}
 
 
 def _service_columns(services: dict[str, list[str]], service: str) -> list[str]:
@@ -296,6 +313,63 @@ def targets(references: list[dict]) -> dict[str, str]:
     return out
 
 
+#: Shares of the lowest predictions the diagnostics tie (:func:`metric_diagnostics`).
+TIED_SHARES = (0.3, 0.5, 0.7)
+
+
+def metric_diagnostics(y: np.ndarray, purchased: np.ndarray, frequency: np.ndarray,
+                       preds: dict[str, Prediction]) -> list[dict[str, Any]]:
+    """Transformed predictions that show what Spearman and MAE reward on this target.
+
+    These rows are neither models nor references (nothing is judged against them); they
+    test the two targets no model here meets, with the models' own out-of-fold predictions:
+
+    * ``<model>, one-time buyers tied``: the model's ``predicted_clv`` with every customer
+      who has no repeat purchase (``frequency`` 0, most of CDNOW) given the mean prediction
+      of that group. This throws information away, so normalized Gini falls; when Spearman
+      rises all the same, Spearman on this target (most holdout values tied at 0) rewards
+      ties, not accuracy. ``<model>, lowest x % tied`` gives the lowest x % of predictions
+      (:data:`TIED_SHARES`) their mean: the trade-off between the two columns as ties grow.
+    * ``<model>, scaled to bgnbd_gg's total``: ``predicted_clv`` times one factor, so that its
+      total equals ``bgnbd_gg``'s (which under-predicts). Ranks are unchanged; MAE then
+      compares the two at the same total. ``bgnbd_gg, scaled to the actual total`` is the
+      converse (the factor uses the holdout total, so it is a diagnostic, not a model).
+      MAE rewards predicting less than the mean: the median of most customers' spend is 0.
+
+    ``p_purchase`` is kept as it is (AUC unchanged).
+    """
+    rows: list[dict[str, Any]] = []
+
+    def add(model: str, transform: str, clv: np.ndarray, p: np.ndarray) -> None:
+        values = metrics.evaluate(y, clv, p, purchased)
+        rows.append({"model": model, "transform": transform,
+                     **{k: _clean(v) for k, v in values.items()}})
+
+    one_timers = np.asarray(frequency) == 0
+    reference = preds.get("bgnbd_gg")
+    for name in CROSS_FITTED:
+        if name not in preds:
+            continue
+        clv, p = np.asarray(preds[name].predicted_clv, float), preds[name].p_purchase
+        if one_timers.any():
+            tied = clv.copy()
+            tied[one_timers] = clv[one_timers].mean()
+            add(name, "one-time buyers tied", tied, p)
+        for share in TIED_SHARES:
+            low = clv <= np.quantile(clv, share)
+            tied = clv.copy()
+            tied[low] = clv[low].mean()
+            add(name, f"lowest {share:.0%} tied", tied, p)
+        if reference is not None and clv.sum() > 0:
+            factor = float(np.sum(reference.predicted_clv) / clv.sum())
+            add(name, f"scaled to bgnbd_gg's total (x{factor:.3f})", clv * factor, p)
+    if reference is not None and np.sum(reference.predicted_clv) > 0:
+        factor = float(np.sum(y) / np.sum(reference.predicted_clv))
+        add("bgnbd_gg", f"scaled to the actual total (x{factor:.3f})",
+            np.asarray(reference.predicted_clv, float) * factor, reference.p_purchase)
+    return rows
+
+
 def _clean(value: Any) -> Any:
     if isinstance(value, float) and math.isnan(value):
         return None
@@ -344,14 +418,16 @@ def bench_cdnow(cfg: Config, cdnow_path: Path | None = None, folds: int = DEFAUL
     store = features.feature_store(cfg)
     services = features.service_features(store)
     labels = features.label_frame(cfg)
-    labels = labels[labels["as_of_date"] == AS_OF]
-    if labels.empty:
+    labels = labels[labels["as_of_date"] <= AS_OF]
+    if not (labels["as_of_date"] == AS_OF).any():
         raise ValueError(f"no labels at {AS_OF}: the data do not cover the CDNOW holdout "
                          f"{AS_OF}..{HOLDOUT_END}")
-    frame = features.historical_features(cfg, labels, store, tuple(services))
+    rows_all = features.historical_features(cfg, labels, store, tuple(services))
+    frame = rows_all[rows_all["as_of_date"] == AS_OF].reset_index(drop=True)
     seconds["features"] = time.perf_counter() - start
-    echo(f"Feast: {materialized.online_rows:,} customers online; retrieved {len(frame):,} rows "
-         f"at {AS_OF} ({', '.join(f'{s} {len(c)}' for s, c in services.items())} features; "
+    echo(f"Feast: {materialized.online_rows:,} customers online; retrieved {len(rows_all):,} "
+         f"rows at {rows_all['as_of_date'].nunique()} as-of dates, {len(frame):,} at {AS_OF} "
+         f"({', '.join(f'{s} {len(c)}' for s, c in services.items())} features; "
          f"{seconds['features']:.1f} s)")
 
     start = time.perf_counter()
@@ -363,7 +439,7 @@ def bench_cdnow(cfg: Config, cdnow_path: Path | None = None, folds: int = DEFAUL
         # Calibration cross-section only; labels are not used (bgnbd_gg ignores y).
         model.fit(frame[cols], np.zeros(len(frame)))
         preds[name] = model.predict(frame[cols])
-    preds.update(cross_fit(cfg, frame, services, folds, echo=echo))
+    preds.update(cross_fit(cfg, rows_all, services, folds, echo=echo))
     seconds["models"] = time.perf_counter() - start
 
     y = frame[training.TARGET].to_numpy(dtype=float)
@@ -389,10 +465,13 @@ def bench_cdnow(cfg: Config, cdnow_path: Path | None = None, folds: int = DEFAUL
     result.extra = {
         "protocol": PROTOCOL.format(folds=folds), "folds": folds, "seed": cfg.seed,
         "as_of_date": str(AS_OF), "horizon_days": HORIZON_DAYS, "customers": len(frame),
+        "training_as_of_dates": sorted(str(d) for d in rows_all["as_of_date"].unique()),
+        "training_rows": len(rows_all),
         "actual_total": round(float(y.sum()), 2), "actual_mean": round(float(y.mean()), 4),
         "purchasers": int(purchased.sum()), "source_file": str(source),
         "targets": targets(refs), "beats_references": all_beaten,
         "all_columns_beaten": all(all_beaten.values()),
+        "diagnostics": metric_diagnostics(y, purchased, frame["frequency"].to_numpy(), preds),
         "seconds": {k: round(v, 1) for k, v in seconds.items()},
         "model_settings": {"xgboost": dataclasses.asdict(cfg.xgboost),
                            "deep": dataclasses.asdict(cfg.deep)},
@@ -419,4 +498,19 @@ def cdnow_table(result: AccuracyBenchResult) -> Table:
     verdict = extra.get("beats_references", {})
     table.add_row("all product models beat it",
                   *["yes" if verdict.get(k) else "no" for k in METRIC_COLUMNS])
+    return table
+
+
+def diagnostics_table(result: AccuracyBenchResult) -> Table:
+    """The metric diagnostics (:func:`metric_diagnostics`) as a terminal table."""
+    table = Table(title="What Spearman and MAE reward here: the models' predictions, transformed",
+                  caption="Not models: tying the one-time buyers throws information away; "
+                          "scaling changes the total, not the ranks.")
+    table.add_column("model")
+    table.add_column("transform")
+    for label in METRIC_COLUMNS.values():
+        table.add_column(label, justify="right")
+    for row in result.extra.get("diagnostics", []):
+        table.add_row(row["model"], row["transform"],
+                      *[format_metric(row.get(k)) for k in METRIC_COLUMNS])
     return table

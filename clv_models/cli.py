@@ -531,13 +531,15 @@ def bench_cdnow(ctx: click.Context, cdnow_path: Path | None, folds: int,
     1997-10-01, predicts spend in the 273-day holdout for all 23,570 customers and prints the
     metrics beside DESIGN.md's reference rows. BG/NBD + Gamma-Gamma and naive use calibration
     data only; xgboost and deep_ziln are cross-fitted by customer (each fold predicted by models
-    trained on the other folds' customers). Model settings: the configuration's, with the
-    benchmark's own choices for XGBoost (Tweedie power 1.2, depth 3) unless --set gives them.
-    The data live in DATA_DIR/bench-cdnow unless --data-dir is given.
+    trained on the other folds' customers, with their rows at every month start 1997-02-01 ..
+    1997-10-01). A second table transforms the models' predictions to show what Spearman and
+    MAE reward on this target. Model settings: the configuration's, with the benchmark's own
+    choices for XGBoost (Tweedie power 1.2, depth 3) unless --set gives them. The data live in
+    DATA_DIR/bench-cdnow unless --data-dir is given.
     """
     import json
 
-    from clv_models.bench_cdnow import MODEL_SETTINGS, cdnow_table
+    from clv_models.bench_cdnow import MODEL_SETTINGS, cdnow_table, diagnostics_table
     from clv_models.bench_cdnow import bench_cdnow as run_bench
 
     given = ctx.obj["overrides"]
@@ -546,6 +548,7 @@ def bench_cdnow(ctx: click.Context, cdnow_path: Path | None, folds: int,
         overrides["data_dir"] = _config(ctx).data_dir / "bench-cdnow"
     result = run_bench(_config(ctx, **overrides), cdnow_path, folds=folds, echo=console.print)
     console.print(cdnow_table(result))
+    console.print(diagnostics_table(result))
     console.print(f"device: {result.as_json()['device']}; {result.extra['seconds']['total']:.0f} s")
     if json_path:
         json_path.write_text(json.dumps(result.as_json(), indent=2, default=str))

@@ -7,10 +7,11 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from clv_models import bench_cdnow
+from clv_models import bench_cdnow, metrics
 from clv_models.bench_cdnow import (
     DESIGN_REFERENCE_ROWS,
     beats,
@@ -20,7 +21,9 @@ from clv_models.bench_cdnow import (
     targets,
 )
 from clv_models.cli import main
+from clv_models.config import load_config
 from clv_models.metrics import METRIC_KEYS
+from clv_models.models import Prediction, XGBoostCLV
 
 FIXTURE = Path(__file__).parent / "fixtures" / "cdnow_sample.txt"
 
@@ -74,6 +77,77 @@ def test_fold_parts_never_train_on_the_predicted_customers():
         assert 0.1 < len(val_ids) / (len(fit_ids) + len(val_ids)) < 0.3
         tested += test
     assert (tested == 1).all()  # every row predicted exactly once
+
+
+class RecordingXGBoost(XGBoostCLV):
+    """The real XGBoost baseline, recording the rows it is fitted, validated and asked on."""
+
+    calls: list[dict] = []
+
+    def fit(self, X, y, X_val=None, y_val=None):
+        RecordingXGBoost.calls.append({"fit": X.index.copy(), "val": X_val.index.copy()})
+        return super().fit(X, y, X_val, y_val)
+
+    def predict(self, X, explain=False):
+        RecordingXGBoost.calls[-1]["test"] = X.index.copy()
+        return super().predict(X, explain)
+
+
+def test_cross_fit_trains_on_every_date_and_never_on_a_predicted_customer(monkeypatch):
+    rng = np.random.default_rng(0)
+    dates = [dt.date(1997, m, 1) for m in (2, 6, 10)]
+    ids = [f"C{i:03d}" for i in range(60)]
+    frame = pd.DataFrame([{"customer_id": c, "as_of_date": d, "frequency": int(rng.integers(4)),
+                           "label_net_revenue": float(rng.gamma(0.5, 40) * (rng.random() < .4))}
+                          for d in dates for c in ids])
+    frame = frame.sort_values(["as_of_date", "customer_id"]).reset_index(drop=True)
+    cfg = load_config(None, {"xgboost.n_estimators": 5, "xgboost.n_jobs": 1})
+    RecordingXGBoost.calls = []
+    monkeypatch.setattr(bench_cdnow.training, "build_models", lambda c: {
+        "xgboost": RecordingXGBoost(c.xgboost, seed=c.seed)})
+    services = {"clv_v1": ["frequency"]}
+    preds = bench_cdnow.cross_fit(cfg, frame, services, folds=3, names=("xgboost",),
+                                  as_of=dates[-1], echo=lambda line: None)
+    assert len(preds["xgboost"].predicted_clv) == len(ids)  # one per customer at the date
+    assert not np.isnan(preds["xgboost"].predicted_clv).any()
+    predicted = set()
+    for call in RecordingXGBoost.calls:
+        fit, val, test = (frame.loc[call[k]] for k in ("fit", "val", "test"))
+        assert set(fit["as_of_date"]) == set(dates)  # earlier cutoffs train too
+        assert set(val["as_of_date"]) == set(test["as_of_date"]) == {dates[-1]}
+        fit_c, val_c, test_c = (set(part["customer_id"]) for part in (fit, val, test))
+        assert not (fit_c | val_c) & test_c and not fit_c & val_c  # no label of a predicted one
+        predicted |= test_c
+    assert predicted == set(ids) and len(RecordingXGBoost.calls) == 3
+
+
+def test_metric_diagnostics_tie_the_one_timers_and_scale_to_the_reference_total():
+    rng = np.random.default_rng(1)
+    n = 400
+    frequency = rng.integers(0, 4, n) * (rng.random(n) < 0.5)
+    y = rng.gamma(0.5, 30, n) * (rng.random(n) < 0.3 + 0.15 * frequency)
+    model = Prediction(predicted_clv=rng.gamma(2, 10, n) * (1 + frequency),
+                       p_purchase=rng.random(n))
+    reference = Prediction(predicted_clv=0.5 * model.predicted_clv + 1, p_purchase=rng.random(n))
+    rows = bench_cdnow.metric_diagnostics(y, y > 0, frequency,
+                                          {"xgboost": model, "bgnbd_gg": reference})
+    by = {(r["model"], r["transform"].split(" (")[0]): r for r in rows}
+    tied = by["xgboost", "one-time buyers tied"]
+    expected = model.predicted_clv.copy()
+    expected[frequency == 0] = expected[frequency == 0].mean()
+    assert tied["spearman"] == pytest.approx(
+        pd.Series(expected).corr(pd.Series(y), method="spearman"), abs=1e-4)
+    scaled = by["xgboost", "scaled to bgnbd_gg's total"]
+    assert scaled["total_ratio"] == pytest.approx(reference.predicted_clv.sum() / y.sum(), abs=1e-4)
+    assert scaled["normalized_gini"] == pytest.approx(  # ranks unchanged
+        metrics.normalized_gini(y, model.predicted_clv), abs=1e-4)
+    assert by["bgnbd_gg", "scaled to the actual total"]["total_ratio"] == pytest.approx(1, abs=1e-4)
+    lowest = by["xgboost", "lowest 50% tied"]
+    expected = model.predicted_clv.copy()
+    low = expected <= np.median(expected)
+    expected[low] = expected[low].mean()
+    assert lowest["normalized_gini"] == pytest.approx(metrics.normalized_gini(y, expected), abs=1e-4)
+    assert len(rows) == 3 + len(bench_cdnow.TIED_SHARES)
 
 
 # -- the file and the verdicts --------------------------------------------------------------------
@@ -130,3 +204,10 @@ def test_bench_cdnow_end_to_end(tmp_path):
         assert set(rows[name]["beats_references"]) == set(METRIC_KEYS)
     assert set(payload["beats_references"]) == set(METRIC_KEYS)
     assert payload["horizon_days"] == 273 and payload["as_of_date"] == "1997-10-01"
+    assert payload["training_as_of_dates"][0] == "1997-02-01"  # sliding monthly cutoffs
+    assert payload["training_as_of_dates"][-1] == "1997-10-01"
+    assert payload["training_rows"] > payload["customers"]
+    transforms = {(r["model"], r["transform"].split(" (")[0]) for r in payload["diagnostics"]}
+    assert ("deep_ziln", "one-time buyers tied") in transforms
+    assert ("bgnbd_gg", "scaled to the actual total") in transforms
+    assert "What Spearman and MAE reward" in result.output
