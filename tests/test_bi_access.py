@@ -33,6 +33,10 @@ from clv_models.pipeline import Pipeline
 from tests.conftest import small_config
 
 READER = Path(__file__).with_name("bi_reader.py")
+#: Seconds each reader waits between reads: three readers polling in a tight loop took the two
+#: CI cores from the writers and stretched every phase; a few reads per second still cover
+#: every phase many times.
+READER_PAUSE = 0.25
 # duckdb-engine comes with the dev extra; without it, a second plain DuckDB reader.
 MODES = ["duckdb", "parquet",
          "sqlalchemy" if importlib.util.find_spec("duckdb_engine") else "duckdb"]
@@ -75,8 +79,8 @@ def concurrent_run(pipeline_run, tmp_path_factory):
     for i, mode in enumerate(MODES):
         out = base / f"reader-{i}.json"
         readers.append((subprocess.Popen(
-            [sys.executable, str(READER), "--mode", mode, "--bi-dir", str(cfg.bi_dir),
-             "--expected", str(base / "expected.json"), "--stop", str(stop), "--out", str(out)],
+            [sys.executable, str(READER), "--mode", mode, "--pause", str(READER_PAUSE),
+             "--bi-dir", str(cfg.bi_dir), "--expected", str(base / "expected.json"), "--stop", str(stop), "--out", str(out)],
             stderr=subprocess.PIPE, text=True), out))
     phases: list[tuple[str, float, float]] = []
     states: dict[str, pd.DataFrame] = {}
