@@ -24,7 +24,7 @@ Protocol (DESIGN.md, "Real-data protocol: CDNOW"):
   273-day label, 1997-02-01 .. 1997-10-01 (:data:`FIRST_CUTOFF`; DESIGN.md's sliding cutoffs,
   as ``clv train`` uses them): 9 rows per customer at most, each with the features before its
   date and the spend in the 273 days from it. Early stopping uses the rows at ``t`` of a
-  customer-disjoint validation part of the training customers, the rows the models predict.
+  customer-disjoint validation part of the training customers (the date the models predict).
   The leakage risk is period-level: the training customers' labels overlap the holdout period
   of the predicted customers (seasonality, the shop's overall decline after its 1997
   acquisition wave), which a model deployed at ``t`` could not have seen. The reference models
