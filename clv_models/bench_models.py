@@ -101,9 +101,10 @@ def feature_ceiling(cfg: Config, data: training.TrainingSet,
     if "oracle" not in report.predictions:
         return None
     fit, val, ev = (data.part(name) for name in ("fit", "validation", "evaluation"))
-    targets = evaluation.oracle_values(cfg, pd.concat([fit, val]))  # one read of the oracle
-    if targets is None:
+    oracle = evaluation.oracle_rows(cfg, pd.concat([fit, val]))  # one read of the oracle
+    if oracle is None:
         return None
+    targets = oracle["expected_net_revenue"].to_numpy(dtype=float)
     y_fit, y_val = targets[:len(fit)], targets[len(fit):]
     cols = data.columns("clv_v1")
     model = XGBoostCLV(cfg.xgboost, seed=cfg.seed).fit(fit[cols], y_fit, val[cols], y_val)

@@ -55,35 +55,29 @@ class EvaluationReport:
         return float(self.table().loc[model, key])
 
 
-def oracle_frame(cfg: Config, as_of: dt.date) -> pd.DataFrame | None:
-    """The generator's oracle at ``as_of`` (None when the data is not generated)."""
+def oracle_rows(cfg: Config, rows: pd.DataFrame) -> pd.DataFrame | None:
+    """The generator's oracle for each (``customer_id``, ``as_of_date``) row of ``rows``.
+
+    Returns ``expected_net_revenue`` and ``p_purchase`` aligned with ``rows`` (same order and
+    length), read once for the dates ``rows`` holds; ``None`` when the data is not generated or
+    the oracle misses a row.
+    """
     path = cfg.resolved().truth_dir / "oracle.parquet"
     if not path.exists():
         return None
-    with duckdb.connect() as con:
-        df = con.execute(
-            "select customer_id, expected_net_revenue, p_purchase from read_parquet(?) "
-            "where as_of_date = ? and horizon_days = ?",
-            [str(path), as_of, cfg.horizon_days]).df()
-    return df if not df.empty else None
-
-
-def oracle_values(cfg: Config, rows: pd.DataFrame) -> np.ndarray | None:
-    """The oracle's expected net revenue for each (``customer_id``, ``as_of_date``) row of
-    ``rows``, in their order; ``None`` when the data is not generated or the oracle misses a
-    row."""
-    path = cfg.resolved().truth_dir / "oracle.parquet"
-    if not path.exists():
-        return None
+    dates = sorted(set(rows["as_of_date"]))
     with duckdb.connect() as con:
         oracle = con.execute(
-            "select customer_id, cast(as_of_date as date) as as_of_date, expected_net_revenue "
-            "from read_parquet(?) where horizon_days = ?",
-            [str(path), cfg.horizon_days]).df()
+            "select customer_id, cast(as_of_date as date) as as_of_date, expected_net_revenue, "
+            "p_purchase from read_parquet(?) where horizon_days = ? "
+            "and cast(as_of_date as date) in (select unnest(?::date[]))",
+            [str(path), cfg.horizon_days, dates]).df()
     oracle["as_of_date"] = pd.to_datetime(oracle["as_of_date"]).dt.date
-    values = rows[["customer_id", "as_of_date"]].merge(
-        oracle, on=["customer_id", "as_of_date"], how="left")["expected_net_revenue"]
-    return None if values.isna().any() else values.to_numpy(dtype=float)
+    joined = rows[["customer_id", "as_of_date"]].merge(
+        oracle, on=["customer_id", "as_of_date"], how="left")
+    if joined.empty or joined["expected_net_revenue"].isna().any():
+        return None
+    return joined[["expected_net_revenue", "p_purchase"]].reset_index(drop=True)
 
 
 def data_source(cfg: Config) -> str:
@@ -134,18 +128,14 @@ def evaluate(cfg: Config, data: TrainingSet, models: dict[str, CLVModel]) -> Eva
                             **metrics.evaluate(y, pred.predicted_clv, pred.p_purchase,
                                                purchased)})
         report.deciles[name] = metrics.decile_table(y, pred.predicted_clv)
-    oracle = oracle_frame(cfg, data.split.evaluation_date)
+    oracle = oracle_rows(cfg, rows)
     if oracle is not None:
-        joined = rows[["customer_id"]].merge(oracle, on="customer_id", how="left")
-        if joined["expected_net_revenue"].notna().all():
-            o_pred = joined["expected_net_revenue"].to_numpy()
-            report.predictions["oracle"] = Prediction(predicted_clv=o_pred,
-                                                      p_purchase=joined["p_purchase"].to_numpy())
-            report.rows.append({"model": "oracle", "model_version": "ground-truth",
-                                "reference": True,
-                                **metrics.evaluate(y, o_pred, joined["p_purchase"].to_numpy(),
-                                                   purchased)})
-            report.deciles["oracle"] = metrics.decile_table(y, o_pred)
+        o_pred, o_prob = (oracle[c].to_numpy() for c in ("expected_net_revenue", "p_purchase"))
+        report.predictions["oracle"] = Prediction(predicted_clv=o_pred, p_purchase=o_prob)
+        report.rows.append({"model": "oracle", "model_version": "ground-truth",
+                            "reference": True,
+                            **metrics.evaluate(y, o_pred, o_prob, purchased)})
+        report.deciles["oracle"] = metrics.decile_table(y, o_pred)
     report.paths = write_report(cfg, data, report)
     return report
 

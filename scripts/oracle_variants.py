@@ -27,7 +27,7 @@ import pandas as pd
 
 from clv_models import metrics, training
 from clv_models.config import DeepConfig, load_config
-from clv_models.evaluation import oracle_frame, oracle_values
+from clv_models.evaluation import oracle_rows
 from clv_models.models.deep import DeepCLV
 
 
@@ -47,14 +47,15 @@ def main() -> None:
     fit, val, ev = data.part("fit"), data.part("validation"), data.part("evaluation")
     y_fit, y_val = fit[training.TARGET].to_numpy(float), val[training.TARGET].to_numpy(float)
     if args.oracle_target is not None:
-        targets = oracle_values(cfg, pd.concat([fit, val]))
-        if targets is None:
+        oracle = oracle_rows(cfg, pd.concat([fit, val]))
+        if oracle is None:
             raise SystemExit("the oracle does not cover every training row")
-        targets = np.maximum(targets, args.oracle_target)
+        targets = np.maximum(oracle["expected_net_revenue"].to_numpy(float), args.oracle_target)
         y_fit, y_val = targets[:len(fit)], targets[len(fit):]
     y = ev[training.TARGET].to_numpy(float)
-    oracle = ev[["customer_id"]].merge(oracle_frame(cfg, data.split.evaluation_date),
-                                       on="customer_id", how="left")
+    oracle = oracle_rows(cfg, ev)
+    if oracle is None:
+        raise SystemExit("the oracle does not cover every evaluation row")
     oracle_gini = metrics.normalized_gini(y, oracle["expected_net_revenue"].to_numpy())
     print(f"fit {len(fit):,} rows, validation {len(val):,}, evaluation {len(ev):,}; "
           f"oracle normalized Gini {oracle_gini:.4f}", flush=True)
