@@ -10,21 +10,28 @@ from __future__ import annotations
 import datetime as dt
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from clv_models import bi, evaluation, features, scoring, training, warehouse
-from clv_models.config import Config
-from clv_models.generate import generate_shop
-from clv_models.report import (
+from clv_models.core.config import Config
+from clv_models.evaluation import evaluation
+from clv_models.evaluation.report import (
     METRIC_COLUMNS,
     REFERENCE_NOTE,
     HtmlReport,
     format_metric,
     write_html_report,
 )
+from clv_models.features import store as features
+from clv_models.ingest.generate import generate_shop
+from clv_models.models import training
+from clv_models.models.deep.estimator import EpochProgress
+from clv_models.scoring import score as scoring
+from clv_models.warehouse import bi
+from clv_models.warehouse import dbt as warehouse
 
 
 @dataclass
@@ -124,8 +131,24 @@ class Pipeline:
                          f"{m['samples_per_second']:,.0f} samples/s)")
             self.console.print(f"  trained {name} {model.version}{extra}")
 
-        with self.console.status("  training"):
-            self.models = training.train(self.cfg, data, on_model=report)
+        with Progress(TextColumn("  {task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("{task.fields[detail]}"), console=self.console,
+                      transient=True) as bar:
+            task = bar.add_task("training", total=None, detail="")
+
+            def started(name: str) -> None:
+                bar.update(task, description=f"training {name}", completed=0, total=None,
+                           detail="")
+
+            def epoch(e: EpochProgress) -> None:
+                bar.update(task, description="training deep_ziln, epoch", completed=e.epoch,
+                           total=e.max_epochs,
+                           detail=f"validation loss {e.validation_loss:.4f} (best epoch "
+                                  f"{e.best_epoch}), {e.seconds:.0f} s, at most "
+                                  f"{e.seconds_left:.0f} s left")
+
+            self.models = training.train(self.cfg, data, on_model=report, on_start=started,
+                                         on_epoch=epoch)
         self._done("train", start, f"{len(self.models)} models -> {self.cfg.models_dir}")
 
     def evaluate(self) -> None:
@@ -157,7 +180,7 @@ class Pipeline:
                    f"{self.cfg.warehouse_path}:clv_scores")
 
     def publish(self, refresh: bool = True) -> None:
-        """Publish the scores and the BI models for BI tools (:mod:`clv_models.bi`).
+        """Publish the scores and the BI models for BI tools (:mod:`clv_models.warehouse.bi`).
 
         With ``refresh`` the dbt models on the scores are rebuilt (and tested) first, as after
         scoring; after a full ``dbt build`` they are current already.
@@ -211,6 +234,21 @@ class Pipeline:
             f"clv_scores_latest); BI copy {c.bi_dir}; features {c.features_dir}; Feast "
             f"registry and online store {c.feast_dir}; models {c.models_dir}; reports "
             f"{c.reports_dir}")
-        if self.html is not None:
-            self.console.print(f"Report: [bold]{self.html.latest}[/bold] "
-                               f"(this run: {self.html.index})")
+        self.console.print(what_next(c, self.html))
+
+
+def what_next(cfg: Config, html: HtmlReport | None) -> str:
+    """The closing hints of a run: where to look, and what to run next."""
+    data = "" if cfg.data_dir == (Path.cwd() / "data").resolve() else f" --data-dir {cfg.data_dir}"
+    lines = ["", "[bold]What next[/bold]"]
+    if html is not None:
+        lines.append(f"  the report:      open {html.latest}")
+    query = "from clv_scores_latest order by predicted_clv desc limit 10"
+    lines += [
+        f"  query the scores: duckdb -readonly {cfg.bi_dir / 'clv_bi.duckdb'} \"{query}\"",
+        f"  serve CLV online: clv{data} serve   then   curl "
+        "http://127.0.0.1:8000/v1/clv/<customer_id>",
+        f"  your own data:    clv{data} import csv orders FILE ... ; clv{data} run "
+        "--skip-generate   (docs/contracts.md)",
+    ]
+    return "\n".join(lines)

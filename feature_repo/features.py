@@ -2,16 +2,19 @@
 
 The sources are the Parquet files that dbt exports (``warehouse/models/marts``); their location
 comes from ``CLV_FEATURES_DIR`` (set by the ``clv`` CLI; by hand, ``eval "$(clv env)"``) and is
-made absolute, so nothing depends on the current directory. Column
-meanings are documented in the marts' YAML (``dbt docs``). The views that orders and returns
-change read their mart through a push source (``<view>_push``), so live events can update a
-customer's online row between builds (``clv push-event``, ``clv_models.live``).
+made absolute, so nothing depends on the current directory. Each view's schema is read from its
+mart's dbt contract (``_marts__models.yml``: names, types, descriptions, in order), so the
+features Feast serves are the columns dbt guarantees; a column marked ``meta: {feature: false}``
+(the same value under another view's name) and the keys are left out. The views that orders and
+returns change read their mart through a push source (``<view>_push``), so live events can update a
+customer's online row between builds (``clv push-event``, ``clv_models.features.live``).
 """
 
 import os
 from datetime import timedelta
 from pathlib import Path
 
+import yaml
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, PushSource, ValueType
 from feast.types import Array, Float32, Float64, Int32, String
 
@@ -20,6 +23,31 @@ if not all(os.environ.get(v) for v in ("CLV_FEAST_DIR", "CLV_FEATURES_DIR", "CLV
                        '`eval "$(clv env)"` first (feature_store.yaml and the sources read their '
                        "paths and the online store from them)")
 FEATURES_DIR = Path(os.environ["CLV_FEATURES_DIR"]).resolve()
+# The dbt project beside this folder (a checkout, or the copies an installed package carries).
+MARTS_CONTRACTS = (Path(__file__).resolve().parent.parent / "warehouse" / "models" / "marts"
+                   / "_marts__models.yml")
+#: Feast's type of each dbt contract type the marts use.
+FEAST_TYPES = {"integer": Int32, "double": Float64, "varchar": String,
+               "float[]": Array(Float32)}
+#: Mart columns that are keys and timestamps, not features.
+KEYS = ("customer_id", "as_of_date", "event_timestamp")
+
+
+def mart_schema(model: str) -> list[Field]:
+    """The feature fields of the dbt mart ``model``, from its contract."""
+    contracts = yaml.safe_load(MARTS_CONTRACTS.read_text())
+    columns = next(m for m in contracts["models"] if m["name"] == model)["columns"]
+    fields = []
+    for column in columns:
+        if column["name"] in KEYS or (column.get("meta") or {}).get("feature") is False:
+            continue
+        if column["data_type"] not in FEAST_TYPES:
+            raise ValueError(f"{MARTS_CONTRACTS}: {model}.{column['name']} has data_type "
+                             f"{column['data_type']!r}, which has no Feast type here "
+                             f"(known: {', '.join(FEAST_TYPES)})")
+        fields.append(Field(name=column["name"], dtype=FEAST_TYPES[column["data_type"]],
+                            description=" ".join(column.get("description", "").split())))
+    return fields
 
 # A feature row at as-of date t holds events before t. Every customer has a row at every as-of
 # date after their first order, so the TTL only bounds how stale a row may be when features are
@@ -46,8 +74,8 @@ def mart_source(model: str) -> FileSource:
 
 def live_source(model: str) -> PushSource:
     """A push source over the mart ``model``: batch rows come from its Parquet export
-    (materialization, training retrieval); ``clv push-event`` (``clv_models.live``) pushes a
-    customer's updated row straight to the online store when an order or return arrives."""
+    (materialization, training retrieval); ``clv push-event`` (``clv_models.features.live``) pushes
+    a customer's updated row straight to the online store when an order or return arrives."""
     return PushSource(
         name=f"{model}_push",
         batch_source=mart_source(model),
@@ -59,19 +87,7 @@ customer_rfm = FeatureView(
     name="customer_rfm",
     entities=[customer],
     ttl=TTL,
-    schema=[
-        Field(name="frequency", dtype=Int32, description="Repeat purchase days (BTYD)."),
-        Field(name="recency_days", dtype=Int32, description="First to last purchase day (BTYD)."),
-        Field(name="t_days", dtype=Int32, description="First purchase day to as-of date (BTYD)."),
-        Field(name="monetary_value", dtype=Float64, description="Mean repeat-day revenue (BTYD)."),
-        Field(name="days_since_last_order", dtype=Int32, description="Days since last purchase."),
-        Field(name="order_count", dtype=Int32, description="Orders before the as-of date."),
-        Field(name="gross_revenue", dtype=Float64, description="Order totals to date."),
-        Field(name="refund_amount", dtype=Float64, description="Refunds to date."),
-        Field(name="net_revenue", dtype=Float64, description="Gross revenue minus refunds."),
-        Field(name="avg_order_value", dtype=Float64, description="Gross revenue per order."),
-        Field(name="first_order_value", dtype=Float64, description="First purchase day revenue."),
-    ],
+    schema=mart_schema("customer_rfm"),
     online=True,
     source=live_source("customer_rfm"),
     tags={"dbt_model": "customer_rfm"},
@@ -81,45 +97,7 @@ customer_timeseries = FeatureView(
     name="customer_timeseries",
     entities=[customer],
     ttl=TTL,
-    schema=[
-        Field(name="orders_7d", dtype=Int32),
-        Field(name="gross_revenue_7d", dtype=Float64),
-        Field(name="refunds_7d", dtype=Float64),
-        Field(name="net_revenue_7d", dtype=Float64),
-        Field(name="views_7d", dtype=Int32),
-        Field(name="sessions_7d", dtype=Int32),
-        Field(name="orders_30d", dtype=Int32),
-        Field(name="gross_revenue_30d", dtype=Float64),
-        Field(name="refunds_30d", dtype=Float64),
-        Field(name="net_revenue_30d", dtype=Float64),
-        Field(name="views_30d", dtype=Int32),
-        Field(name="sessions_30d", dtype=Int32),
-        Field(name="orders_90d", dtype=Int32),
-        Field(name="gross_revenue_90d", dtype=Float64),
-        Field(name="refunds_90d", dtype=Float64),
-        Field(name="net_revenue_90d", dtype=Float64),
-        Field(name="views_90d", dtype=Int32),
-        Field(name="sessions_90d", dtype=Int32),
-        Field(name="orders_180d", dtype=Int32),
-        Field(name="gross_revenue_180d", dtype=Float64),
-        Field(name="refunds_180d", dtype=Float64),
-        Field(name="net_revenue_180d", dtype=Float64),
-        Field(name="views_180d", dtype=Int32),
-        Field(name="sessions_180d", dtype=Int32),
-        Field(name="orders_365d", dtype=Int32),
-        Field(name="gross_revenue_365d", dtype=Float64),
-        Field(name="refunds_365d", dtype=Float64),
-        Field(name="net_revenue_365d", dtype=Float64),
-        Field(name="views_365d", dtype=Int32),
-        Field(name="sessions_365d", dtype=Int32),
-        Field(name="order_trend_90d", dtype=Int32),
-        Field(name="net_revenue_trend_90d", dtype=Float64),
-        Field(name="inter_purchase_days_mean", dtype=Float64),
-        Field(name="inter_purchase_days_std", dtype=Float64),
-        Field(name="tenure_days", dtype=Int32),
-        Field(name="weekly_net_revenue_52w", dtype=Array(Float32)),
-        Field(name="weekly_views_52w", dtype=Array(Float32)),
-    ],
+    schema=mart_schema("customer_timeseries"),
     online=True,
     source=live_source("customer_timeseries"),
     tags={"dbt_model": "customer_timeseries"},
@@ -129,12 +107,7 @@ customer_returns = FeatureView(
     name="customer_returns",
     entities=[customer],
     ttl=TTL,
-    schema=[
-        Field(name="return_count", dtype=Int32),
-        Field(name="returns_per_order", dtype=Float64),
-        Field(name="refund_share", dtype=Float64),
-        Field(name="mean_days_to_return", dtype=Float64),
-    ],
+    schema=mart_schema("customer_returns"),
     online=True,
     source=live_source("customer_returns"),
     tags={"dbt_model": "customer_returns"},
@@ -144,14 +117,7 @@ customer_engagement = FeatureView(
     name="customer_engagement",
     entities=[customer],
     ttl=TTL,
-    schema=[
-        Field(name="view_count", dtype=Int32),
-        Field(name="session_count", dtype=Int32),
-        Field(name="product_view_count", dtype=Int32),
-        Field(name="orders_per_session", dtype=Float64),
-        Field(name="days_since_last_view", dtype=Int32),
-        Field(name="views_since_last_order", dtype=Int32),
-    ],
+    schema=mart_schema("customer_engagement"),
     online=True,
     source=live_source("customer_engagement"),
     tags={"dbt_model": "customer_engagement"},
@@ -161,11 +127,7 @@ customer_profile = FeatureView(
     name="customer_profile",
     entities=[customer],
     ttl=TTL,
-    schema=[
-        Field(name="country", dtype=String),
-        Field(name="acquisition_channel", dtype=String),
-        Field(name="days_since_signup", dtype=Int32),
-    ],
+    schema=mart_schema("customer_profile"),
     online=True,
     source=mart_source("customer_profile"),
     tags={"dbt_model": "customer_profile"},

@@ -12,7 +12,7 @@ For each stage (``clv build``, ``clv features``, ``clv train``, ``clv score``) t
    own process group and SIGKILLs the whole group (the command and its dbt or Feast children)
    after a delay drawn uniformly over the stage's measured duration. A command that finished
    before the kill is not a trial: the delay is drawn again below the time it took;
-3. checks "never torn" at once (:func:`clv_models.checksums.unexplained`): the warehouse opens
+3. checks "never torn" at once (:func:`tests.harness.checksums.unexplained`): the warehouse opens
    read-only and every table and view, every scored set of ``clv_scores``, feature export,
    saved model and online-store row (per feature view and customer) is its previous version or
    the new one; the published BI copy is one whole publication (previous or new) and so is
@@ -50,8 +50,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from clv_models import checksums  # noqa: E402
-from clv_models.config import load_config  # noqa: E402
+from clv_models.core.config import load_config  # noqa: E402
+from tests.harness import checksums  # noqa: E402
 
 STAGES = ("build", "features", "train", "score")
 #: Stages that start from another stage's snapshot (not part of the chain).

@@ -2,7 +2,7 @@
 
 Checks that the CUDA path (bf16 autocast, training set on the GPU) learns as well as the CPU
 path and reports training throughput per device. A thin wrapper over the measurement of
-``clv bench training`` (:func:`clv_models.bench_models.deep_throughput`), with several batch
+``clv bench training`` (:func:`clv_models.bench.models.deep_throughput`), with several batch
 sizes and a tabular-only variant. Not a test: run it by hand, e.g.
 
     python scripts/deep_device_check.py --rows 1000000 --epochs 3 --json out.json
@@ -20,7 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from clv_models.bench_models import deep_throughput, resolve_devices  # noqa: E402
+from clv_models.bench.models import deep_throughput, resolve_devices  # noqa: E402
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """Fuzz both HTTP APIs from their OpenAPI schemas, long: ``clv serve`` and ``feast serve``.
 
 The long form of ``tests/test_security.py``'s fuzz tests (the same runs of
-:func:`clv_models.fuzz.fuzz`, with many more examples and a new seed each time). It starts, on
+:func:`tests.harness.fuzz.fuzz`, with many more examples and a new seed each time). It starts, on
 free loopback ports:
 
 * ``clv serve`` (deep_ziln) with a random bearer token: every schemathesis check, the token
@@ -12,7 +12,7 @@ free loopback ports:
   operations (push, write-to-online-store, materialize), which would otherwise change the data.
 
 It prints, per run, the test cases generated, the requests sent, the 5xx (Feast's documented
-ones grouped by cause, see ``clv_models.fuzz.FEAST_KNOWN_5XX``) and any failure, and exits 1
+ones grouped by cause, see ``tests.harness.fuzz.FEAST_KNOWN_5XX``) and any failure, and exits 1
 when a run has an unexplained 5xx, a failed check on our endpoint or a broken run. A data
 directory without a trained model gets the whole chain first (``--customers``). Not a test:
 run it by hand, e.g.
@@ -31,11 +31,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
 
-from clv_models import features, fuzz  # noqa: E402
-from clv_models.bench_serving import _ensure_chain, free_port, http_server, store_data_dir  # noqa: E402
-from clv_models.config import PROJECT_ROOT, OnlineStoreConfig, load_config  # noqa: E402
+from clv_models.bench.serving import _ensure_chain, free_port, http_server, store_data_dir  # noqa: E402
+from clv_models.core.config import OnlineStoreConfig, load_config  # noqa: E402
+from clv_models.features import store as features  # noqa: E402
+from tests.harness import fuzz  # noqa: E402
 
 
 def _feast_cmd(port: int) -> list[str]:
@@ -77,7 +79,7 @@ def main() -> int:
     clv_cmd = [sys.executable, "-m", "clv_models.cli", "--data-dir", str(cfg.data_dir),
                "serve", "--port", str(port), "--log-level", "warning"]
     print(f"fuzzing clv serve ({args.examples} examples per operation and phase) ...")
-    with http_server(clv_cmd, port, PROJECT_ROOT, env, scratch / "clv-serve.log") as base:
+    with http_server(clv_cmd, port, REPO, env, scratch / "clv-serve.log") as base:
         results.append(fuzz.fuzz(
             "clv", base, scratch, checks="all", headers={"Authorization": f"Bearer {token}"},
             config=fuzz.clv_config(scratch / "clv.toml", ids), **common))

@@ -4,7 +4,7 @@ Steps the batch-1 request rate up (load from a second process on loopback, the l
 of ``clv bench serving``) to the highest rate whose p99 still meets the target (10 ms, no
 errors), then holds that rate for at least 60 s while sampling the server's resident memory
 every second; reports requests, errors, p50/p99, RSS at start/end/max and its slope (see
-:mod:`clv_models.bench_load`). Not a test: run it by hand on a quiet machine, e.g.
+:mod:`clv_models.bench.load`). Not a test: run it by hand on a quiet machine, e.g.
 
     python scripts/load_test.py --data-dir data/bench-serving-20000 --json load.json
     python scripts/load_test.py --store redis --model xgboost --servers clv
@@ -23,9 +23,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from clv_models.bench_load import DEFAULT_RATES, SERVERS, TARGET_P99_MS, load_test
-from clv_models.bench_models import default_data_dir
-from clv_models.config import load_config
+from clv_models.bench.load import DEFAULT_RATES, SERVERS, TARGET_P99_MS, load_test
+from clv_models.bench.models import default_data_dir
+from clv_models.core.config import load_config
 
 
 def table(result) -> Table:

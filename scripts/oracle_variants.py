@@ -3,7 +3,7 @@
 Trains ``DeepCLV`` with each variant's settings (and seeds) on the shop's fit rows, stops early
 on the validation date as ``clv train`` does, and prints each run's normalized Gini on the
 evaluation rows, its share of the oracle's and the Gini of the seeds' averaged predictions. This
-is how the README's "Oracle benchmark" compares settings; ``clv bench oracle`` measures the
+is how docs/benchmarks.md's oracle section compares settings; ``clv bench oracle`` measures the
 product's defaults.
 
 Usage::
@@ -25,9 +25,10 @@ import time
 import numpy as np
 import pandas as pd
 
-from clv_models import metrics, training
-from clv_models.config import DeepConfig, load_config
-from clv_models.evaluation import oracle_rows
+from clv_models.core import metrics
+from clv_models.core.config import DeepConfig, load_config
+from clv_models.evaluation.evaluation import oracle_rows
+from clv_models.models import training
 from clv_models.models.deep import DeepCLV
 
 

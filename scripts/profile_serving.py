@@ -1,8 +1,8 @@
 """Per-stage timings of the CLV endpoint's request path, in one process (no HTTP).
 
-Loads the endpoint's service (:class:`clv_models.serve.CLVService`: model, Feast store,
+Loads the endpoint's service (:class:`clv_models.serving.app.CLVService`: model, Feast store,
 decile reference) for a data directory and times, for random customers one request at a time:
-the online read (:class:`clv_models.online_lookup.OnlineLookup`), Feast's own
+the online read (:class:`clv_models.features.online_lookup.OnlineLookup`), Feast's own
 ``get_online_features(...).to_dict()`` of the same references (for comparison), the model's
 predict, and the whole ``score`` (read, predict, deciles, segments, result). ``--paced`` sleeps
 10 ms between calls, as a server at 100 requests/s does (cold caches cost more than a tight
@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from clv_models import features
-from clv_models.config import load_config
-from clv_models.serve import CLVService, _single_threaded_torch
+from clv_models.core.config import load_config
+from clv_models.features import store as features
+from clv_models.serving.app import CLVService, _single_threaded_torch
 
 
 def timings(fn: Callable[[list[str]], object], ids: list[str], n: int, batch: int,

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import duckdb
 
-from clv_models.sql import literal
+from clv_models.core.sql import literal
 
 LABELS = "customer_clv_labels.parquet"
 

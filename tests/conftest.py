@@ -10,8 +10,11 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from clv_models import checksums
-from clv_models.config import Config, load_config
+from clv_models.core.config import Config, load_config
+from tests.harness import checksums
+
+#: The repository root (the checkout the tests run from).
+REPO = Path(__file__).resolve().parents[1]
 
 #: The small, fast settings of the test shops (``clv`` commands get them as ``--set``).
 SMALL_SETTINGS = {"shop.seed": 11, "deep.epochs": 25, "deep.batch_size": 1024,
@@ -79,3 +82,15 @@ def pipeline_run(tmp_path_factory):
 @pytest.fixture
 def as_of() -> dt.date:
     return dt.date(2025, 1, 1)
+
+
+#: Fixtures that run the chain, dbt, Feast or a server: a test using one is an e2e test.
+E2E_FIXTURES = {"pipeline_run", "concurrent_run", "second_run", "clv_server", "feast_server",
+                "hand_built_shop"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tests that use an e2e fixture ``e2e`` (``pytest -m "not e2e"`` skips them)."""
+    for item in items:
+        if E2E_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)

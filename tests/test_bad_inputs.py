@@ -1,9 +1,9 @@
-"""The bad-input corpus (tests/bad_inputs.py) through the product: `clv import`, `clv build`.
+"""The bad-input corpus (tests/harness/bad_inputs.py) through the product: `clv import`, `clv build`.
 
 Each defect ends in an error that names its file and line or column (exit code 1, no
 traceback), in quarantine rows with their reason, or is read as the raw contract says; and in
 each shared shop, raw rows = clean rows + quarantined rows + removed duplicates per raw table.
-Run with ``-s`` to see the table of defects and outcomes (also: python tests/bad_inputs.py
+Run with ``-s`` to see the table of defects and outcomes (also: python tests/harness/bad_inputs.py
 --check).
 """
 
@@ -12,7 +12,9 @@ import json
 
 import pytest
 
-from tests import bad_inputs as corpus
+from tests.harness import bad_inputs as corpus
+
+pytestmark = pytest.mark.e2e  # dbt builds, Feast, servers or the whole chain
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +24,7 @@ def ran(tmp_path_factory):
     return observed, {run.name: run for run in runs}
 
 
-def test_the_corpus_covers_every_defect_the_issue_lists():
+def test_the_corpus_covers_every_kind_of_defect():
     decided = [d for d in corpus.DEFECTS if d.outcome.kind != "accepted"]
     assert len(decided) >= 25  # distinct defects ending in an error or a quarantine row
     for item, names in corpus.ISSUE_ITEMS.items():

@@ -2,8 +2,12 @@
 
 import json
 
-from clv_models.bench import bench_warehouse
+import pytest
+
+from clv_models.bench.warehouse import bench_warehouse
 from tests.conftest import small_config
+
+pytestmark = pytest.mark.e2e  # dbt builds, Feast, servers or the whole chain
 
 
 def test_bench_warehouse_runs_and_the_rfm_agrees(tmp_path):

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from clv_models import bench_cdnow, metrics
-from clv_models.bench_cdnow import (
-    DESIGN_REFERENCE_ROWS,
+from clv_models.bench import cdnow as bench_cdnow
+from clv_models.bench.cdnow import (
+    PUBLISHED_REFERENCE_ROWS,
     beats,
     cdnow_master_path,
     customer_folds,
@@ -21,8 +21,9 @@ from clv_models.bench_cdnow import (
     targets,
 )
 from clv_models.cli import main
-from clv_models.config import load_config
-from clv_models.metrics import METRIC_KEYS
+from clv_models.core import metrics
+from clv_models.core.config import load_config
+from clv_models.core.metrics import METRIC_KEYS
 from clv_models.models import Prediction, XGBoostCLV
 
 FIXTURE = Path(__file__).parent / "fixtures" / "cdnow_sample.txt"
@@ -167,7 +168,7 @@ def test_cdnow_file_comes_from_the_lifetimes_wheel():
 
 
 def test_beating_every_reference_row():
-    refs = [{**r, "reference": True} for r in DESIGN_REFERENCE_ROWS]
+    refs = [{**r, "reference": True} for r in PUBLISHED_REFERENCE_ROWS]
     assert targets(refs)["normalized_gini"] == "> 0.718"
     assert targets(refs)["mae"] == "< 32.680"
     assert beats("normalized_gini", 0.72, refs) and not beats("normalized_gini", 0.718, refs)
@@ -196,7 +197,7 @@ def test_bench_cdnow_end_to_end(tmp_path):
         assert {"model", "reference", *METRIC_KEYS} <= set(row)
     assert {m for m, r in rows.items() if not r["reference"]} == {"xgboost", "deep_ziln"}
     assert rows["naive"]["reference"] and rows["bgnbd_gg"]["reference"]
-    design = [r for r in payload["rows"] if r["source"] == "DESIGN.md"]
+    design = [r for r in payload["rows"] if r["source"] == "published"]
     assert len(design) == 4 and all(r["reference"] for r in design)
     assert design[0]["normalized_gini"] == 0.672
     for name in ("xgboost", "deep_ziln"):

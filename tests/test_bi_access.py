@@ -1,7 +1,7 @@
 """BI access while pipelines run: the published copy of the scores (clv_models/bi.py).
 
 The concurrent test copies the session pipeline's data directory, starts real client processes
-(tests/bi_reader.py: DuckDB read-only, Parquet, SQLAlchemy with duckdb-engine) that query the
+(tests/harness/bi_reader.py: DuckDB read-only, Parquet, SQLAlchemy with duckdb-engine) that query the
 published scores in a loop, and meanwhile scores three as-of dates (one of them again, one
 through the `clv score` command), runs a full ``dbt build`` and publishes after each. Every read
 must succeed and see complete, consistent score sets. The other tests publish small hand-made
@@ -27,12 +27,16 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
-from clv_models import bi, features, scoring, training
-from clv_models.models import NaiveCLV
+from clv_models.features import store as features
+from clv_models.models import NaiveCLV, training
 from clv_models.pipeline import Pipeline
+from clv_models.scoring import score as scoring
+from clv_models.warehouse import bi, contract
 from tests.conftest import small_config
 
-READER = Path(__file__).with_name("bi_reader.py")
+pytestmark = pytest.mark.e2e  # dbt builds, Feast, servers or the whole chain
+
+READER = Path(__file__).parent / "harness" / "bi_reader.py"
 #: Seconds each reader waits between reads: three readers polling in a tight loop took the two
 #: CI cores from the writers and stretched every phase; a few reads per second still cover
 #: every phase many times.
@@ -109,7 +113,7 @@ def concurrent_run(pipeline_run, tmp_path_factory):
             _, err = proc.communicate(timeout=120)
             assert proc.returncode == 0, err[-3000:]
             summaries.append(json.loads(out.read_text()))
-    for r in summaries:  # the figures, for `pytest -s` and the README
+    for r in summaries:  # the figures, for `pytest -s` and docs/bi.md
         print(f"bi reader {r['mode']}: {len(r['reads'])} reads, {r['failures']} failed, "
               f"{r['inconsistent']} inconsistent, {len(r['publications'])} publications seen")
     for name, start, end in phases:
@@ -183,11 +187,11 @@ def test_published_copy_equals_the_warehouse(concurrent_run):
     assert not list(cfg.bi_dir.rglob(".*"))  # no temporary left behind
 
 
-def test_dbt_creates_clv_scores_with_the_python_schema(concurrent_run):
+def test_dbt_creates_clv_scores_as_the_python_code_reads_it(concurrent_run):
     # The session run's first dbt build created clv_scores (on-run-start hook), before scoring.
     hook = warehouse_sql(concurrent_run["cfg"], "describe clv_scores")
     with duckdb.connect() as con:
-        con.execute(scoring.SCORES_DDL)
+        con.execute(contract.ddl(concurrent_run["cfg"].warehouse_dir))
         python = con.execute("describe clv_scores").df()
     cols = ["column_name", "column_type", "null"]
     pd.testing.assert_frame_equal(hook[cols], python[cols])
@@ -196,13 +200,27 @@ def test_dbt_creates_clv_scores_with_the_python_schema(concurrent_run):
 # -- publishing small hand-made warehouses ---------------------------------------------------
 
 def write_naive_scores(cfg, as_of: dt.date, customers: int) -> None:
-    """A scored set of the naive model for ``customers`` made-up customers."""
+    """A scored set of the naive model for ``customers`` made-up customers, and the dbt view
+    ``clv_scores_latest`` over the scores (the model's own SQL, rendered without dbt)."""
     frame = pd.DataFrame({"customer_id": [f"C{i:04d}" for i in range(customers)],
                           "net_revenue": np.linspace(0, 500, customers), "order_count": 3,
                           "t_days": np.linspace(10, 700, customers)})
     model = NaiveCLV(horizon_days=90)
     rows = scoring.score_frame(model, frame, as_of, "run", dt.datetime(2025, 1, 2))
     scoring.write_scores(cfg, rows)
+    with duckdb.connect(str(cfg.resolved().warehouse_path)) as con:
+        con.execute(f"create or replace view clv_scores_latest as "
+                    f"{render_model(cfg, 'marts/scores/clv_scores_latest.sql')}")
+
+
+def render_model(cfg, path: str) -> str:
+    """A dbt model's SQL with ``source``/``ref`` as plain table names and ``config`` dropped."""
+    import jinja2
+
+    template = jinja2.Environment(autoescape=False).from_string(  # noqa: S701 - SQL, not HTML
+        (cfg.warehouse_dir / "models" / path).read_text())
+    return template.render(source=lambda _, table: table, ref=lambda model: model,
+                           config=lambda **_: "")
 
 
 def test_open_readers_keep_their_publication_while_a_new_one_is_swapped_in(tmp_path):
@@ -241,15 +259,14 @@ def test_open_readers_keep_their_publication_while_a_new_one_is_swapped_in(tmp_p
     assert os.readlink(parquet / "current") == folders[-1]
 
 
-def test_bi_models_that_do_not_add_up_are_not_published(tmp_path):
+def test_bi_models_that_do_not_add_up_are_not_published(pipeline_run, tmp_path):
     cfg = small_config(tmp_path / "data")
-    write_naive_scores(cfg, dt.date(2025, 1, 1), 40)
-    with duckdb.connect(str(cfg.resolved().warehouse_path)) as con:
-        con.execute("create table clv_by_segment as select as_of_date, model_name, "
-                    "model_version, segment, count(*) as customers from clv_scores group by all")
-    good = bi.publish(cfg)
-    write_naive_scores(cfg, dt.date(2025, 2, 1), 40)  # the BI model now lags the scores
-    with pytest.raises(bi.PublishError, match="clv_by_segment does not add up"):
+    cfg.resolved().data_dir.mkdir(parents=True)
+    shutil.copy(pipeline_run.cfg.warehouse_path, cfg.resolved().warehouse_path)
+    good = bi.publish(cfg)  # dbt built the BI models on these scores: they reconcile
+    assert not good.missing
+    write_naive_scores(cfg, dt.date(2025, 2, 1), 40)  # the BI models now lag the scores
+    with pytest.raises(bi.PublishError, match="do not add up to clv_scores for 1 scored set"):
         bi.publish(cfg)
     with duckdb.connect(str(bi.database_path(cfg)), read_only=True) as con:
         assert con.execute("select distinct publication_id from bi_publication").fetchall() == [

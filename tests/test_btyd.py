@@ -311,8 +311,9 @@ def test_missing_feature_column_is_named():
 
 
 def test_registered_as_a_reference_model():
-    from clv_models import evaluation, training
-    from clv_models.config import load_config
+    from clv_models.core.config import load_config
+    from clv_models.evaluation import evaluation
+    from clv_models.models import training
 
     assert "bgnbd_gg" in training.MODEL_NAMES and "bgnbd_gg" not in training.PRODUCT_MODELS
     assert "bgnbd_gg" in evaluation.REFERENCE_MODELS

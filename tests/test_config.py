@@ -3,7 +3,13 @@ import json
 
 import pytest
 
-from clv_models.config import ConfigError, ScheduleConfig, load_config
+from clv_models.core.config import (
+    Config,
+    ConfigError,
+    ScheduleConfig,
+    apply_overrides,
+    load_config,
+)
 
 
 def test_month_schedule_runs_to_the_day_after_the_data():
@@ -61,7 +67,8 @@ def test_dbt_vars_and_env_carry_the_schedule_and_absolute_paths(tmp_path):
 
 
 def test_committed_clv_yaml_spells_out_the_code_defaults():
-    from clv_models.config import PROJECT_ROOT, Config
+    from clv_models.core.config import Config
+    from tests.conftest import REPO as PROJECT_ROOT
 
     from_file = load_config(PROJECT_ROOT / "clv.yaml")
     defaults = Config()
@@ -73,3 +80,26 @@ def test_a_data_dir_dbt_cannot_quote_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="single quote"):
         load_config(None, {"data_dir": tmp_path / "it's data"})
     assert load_config(None, {"data_dir": tmp_path / "plain data"}).data_dir.name == "plain data"
+
+
+def test_auto_start_is_the_first_boundary_after_the_warmup():
+    auto = ScheduleConfig()  # start: auto, warm-up 180 days, monthly
+    assert auto.first_date(dt.date(2023, 1, 1)) == dt.date(2023, 7, 1)  # 2023-06-30 + rounding
+    assert auto.first_date(dt.date(2023, 1, 3)) == dt.date(2023, 8, 1)  # 2023-07-02 rounds up
+    weekly = ScheduleConfig(unit="week", warmup_days=7)
+    assert weekly.first_date(dt.date(2023, 1, 3)) == dt.date(2023, 1, 16)  # the next Monday
+    assert ScheduleConfig(unit="day", warmup_days=0).first_date(dt.date(2023, 1, 3)) == \
+        dt.date(2023, 1, 3)
+    fixed = ScheduleConfig(start=dt.date(2024, 2, 1))
+    assert fixed.first_date(dt.date(1999, 1, 1)) == dt.date(2024, 2, 1)
+    assert apply_overrides(Config(), {"as_of.start": "auto"}).as_of.start is None
+    assert apply_overrides(Config(), {"as_of.start": "2024-02-01"}).as_of.start == \
+        dt.date(2024, 2, 1)
+
+
+def test_auto_start_of_data_shorter_than_the_warmup_skips_the_warmup():
+    auto = ScheduleConfig()
+    assert auto.first_date(dt.date(2024, 1, 10), last_event=dt.date(2024, 3, 5)) == \
+        dt.date(2024, 2, 1)
+    assert auto.first_date(dt.date(2024, 1, 10), last_event=dt.date(2025, 3, 5)) == \
+        dt.date(2024, 8, 1)

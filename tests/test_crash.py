@@ -21,16 +21,18 @@ from pathlib import Path
 
 import pytest
 
-from clv_models import checksums
 from clv_models.models import NaiveCLV, load_model
 from clv_models.models.base import content_version
 from tests.conftest import clv_command, clv_environment
+from tests.harness import checksums
+
+pytestmark = pytest.mark.e2e  # dbt builds, Feast, servers or the whole chain
 
 # A child process saving a new naive model over DIRECTORY and SIGKILLing itself at STEP.
 SAVE_AND_DIE = textwrap.dedent("""
     import os, signal, sys
     from pathlib import Path
-    from clv_models import atomic
+    from clv_models.core import atomic
     from clv_models.models import NaiveCLV
 
     directory, step = Path(sys.argv[1]), sys.argv[2]

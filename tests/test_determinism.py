@@ -1,7 +1,7 @@
 """Determinism and idempotency: the same input and seed give identical tables, models and
 metrics on the CPU, and re-running a stage on unchanged input changes nothing.
 
-"Identical" is :mod:`clv_models.checksums`: every table and view of the warehouse, each scored
+"Identical" is :mod:`tests.harness.checksums`: every table and view of the warehouse, each scored
 set (without ``scored_at`` and ``run_id``), the feature exports, the online store per feature
 view, the saved models (weights and metadata but the training time), the metrics and the BI
 copy, all compared exactly. Re-scoring without duplicates is tested in test_e2e.py.
@@ -16,9 +16,11 @@ import subprocess
 
 import pytest
 
-from clv_models import checksums
-from clv_models.config import Config
+from clv_models.core.config import Config
 from tests.conftest import clv_command, clv_environment, small_config
+from tests.harness import checksums
+
+pytestmark = pytest.mark.e2e  # dbt builds, Feast, servers or the whole chain
 
 
 def clv(cfg: Config, *args: str) -> None:

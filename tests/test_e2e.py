@@ -11,8 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clv_models import features, scoring, training
-from clv_models.models import load_model
+from clv_models.features import store as features
+from clv_models.models import load_model, training
+from clv_models.scoring import score as scoring
+
+pytestmark = pytest.mark.e2e  # dbt builds, Feast, servers or the whole chain
 
 
 def scores(cfg, sql="select * from clv_scores"):

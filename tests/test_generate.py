@@ -5,8 +5,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from clv_models import generate
-from clv_models.generate import RAW_TABLES, SCHEMAS, generate_shop
+from clv_models.ingest import generate
+from clv_models.ingest.generate import RAW_TABLES, SCHEMAS, generate_shop
 from tests.conftest import small_config
 
 REQUIRED = {

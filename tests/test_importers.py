@@ -5,8 +5,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from clv_models import importers, warehouse
-from clv_models.importers import InputFormatError
+from clv_models.ingest import importers
+from clv_models.ingest.importers import InputFormatError
+from clv_models.warehouse import dbt as warehouse
 from tests.conftest import small_config
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -115,6 +116,7 @@ def test_online_retail_bad_files(tmp_path):
         importers.read_table_file(tmp_path / "x.json")
 
 
+@pytest.mark.e2e
 def test_generic_import_with_a_mapping_then_build(tmp_path):
     cfg = small_config(tmp_path, **{"as_of.start": "2024-02-01", "horizon_days": 30})
     src = tmp_path / "shop_orders.csv"
@@ -144,7 +146,7 @@ def test_generic_import_with_a_mapping_then_build(tmp_path):
 
 
 def test_importing_removes_a_generated_shops_other_tables_and_truth(tmp_path):
-    from clv_models.generate import generate_shop
+    from clv_models.ingest.generate import generate_shop
 
     cfg = small_config(tmp_path, customers=50)
     generate_shop(cfg)
@@ -155,7 +157,7 @@ def test_importing_removes_a_generated_shops_other_tables_and_truth(tmp_path):
 
 
 def test_generic_import_keeps_the_other_tables_untouched(tmp_path):
-    from clv_models.generate import generate_shop
+    from clv_models.ingest.generate import generate_shop
 
     cfg = small_config(tmp_path, customers=50)
     generate_shop(cfg)

@@ -1,9 +1,9 @@
-"""Metrics against values worked out by hand (DESIGN.md definitions)."""
+"""Metrics against values worked out by hand (docs/contracts.md definitions)."""
 
 import numpy as np
 import pytest
 
-from clv_models import metrics
+from clv_models.core import metrics
 
 ACTUAL = np.array([10.0, 0.0, 5.0, 0.0])
 

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 import torch
 
-from clv_models.config import DeepConfig, XGBoostConfig
+from clv_models.core.config import DeepConfig, XGBoostConfig
+from clv_models.core.errors import ConfigError
 from clv_models.models import DeepCLV, NaiveCLV, XGBoostCLV, load_model
 from clv_models.models.deep import resolve_device
 
@@ -60,7 +61,7 @@ def test_deep_model_learns_something(data):
     model = DeepCLV(DeepConfig(epochs=15, batch_size=256, device="cpu"), seed=0).fit(X, y, Xv, yv)
     history = model.metadata["val_loss_history"]
     assert min(history) < history[0]
-    from clv_models.metrics import normalized_gini
+    from clv_models.core.metrics import normalized_gini
 
     assert normalized_gini(yv, model.predict(Xv).predicted_clv) > 0.2
 
@@ -68,7 +69,7 @@ def test_deep_model_learns_something(data):
 def test_device_selection():
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
     if not torch.cuda.is_available():
-        with pytest.raises(RuntimeError, match="no CUDA device"):
+        with pytest.raises(ConfigError, match="no CUDA device"):
             resolve_device("cuda")
 
 
@@ -143,7 +144,7 @@ def seq_model(seq_data):
 
 
 def test_deep_model_finds_a_signal_that_is_only_in_the_sequences(seq_data, seq_model):
-    from clv_models.metrics import normalized_gini
+    from clv_models.core.metrics import normalized_gini
 
     X, y, Xv, yv = seq_data
     assert seq_model.metadata["sequence_features"] == ["weekly_net_revenue_52w",
@@ -192,7 +193,7 @@ def test_deep_save_load_roundtrip_keeps_vocabularies_and_predictions(seq_data, s
 
 
 def test_unknown_and_missing_categories_share_the_reserved_index(seq_data, seq_model):
-    from clv_models.models.deep import _encode
+    from clv_models.models.deep.preprocessing import encode as _encode
 
     vocab = seq_model._vocab["country"]
     assert vocab["unknown_count"] == 0  # every training country was frequent

@@ -17,9 +17,11 @@ import sys
 import pandas as pd
 import pytest
 
-from clv_models import features, live
-from clv_models.bench_serving import redis_server, store_data_dir
-from clv_models.config import PROJECT_ROOT, ConfigError, OnlineStoreConfig, load_config
+from clv_models.bench.serving import redis_server, store_data_dir
+from clv_models.core.config import ConfigError, OnlineStoreConfig, load_config
+from clv_models.features import live
+from clv_models.features import store as features
+from tests.conftest import REPO as PROJECT_ROOT
 from tests.test_serving import (
     TOKEN,
     assert_lookup_equals_feast,
@@ -29,6 +31,8 @@ from tests.test_serving import (
     scored,
     server,
 )
+
+pytestmark = pytest.mark.e2e  # dbt builds, Feast, servers or the whole chain
 
 
 def test_redis_url_becomes_feast_connection_string(tmp_path):
@@ -153,7 +157,7 @@ def test_the_prepared_lookup_reads_what_feast_reads_on_redis(redis_cfg):
 
 
 def test_bulk_load_writes_the_bytes_feast_writes(redis_cfg, redis_url, tmp_path_factory):
-    """The bulk loader (clv_models.online_load, the default on Redis) against Feast's own
+    """The bulk loader (clv_models.features.online_load, the default on Redis) against Feast's own
     Redis writer: every key and every hash field identical, byte for byte."""
     import redis
 

@@ -9,15 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clv_models import metrics
-from clv_models.evaluation import EvaluationReport
-from clv_models.models import Prediction, XGBoostCLV
-from clv_models.report import (
+from clv_models.core import metrics
+from clv_models.evaluation.evaluation import EvaluationReport
+from clv_models.evaluation.report import (
     METRIC_COLUMNS,
     PNG_MAGIC,
     format_metric,
     write_html_report,
 )
+from clv_models.models import Prediction, XGBoostCLV
 
 NOW = dt.datetime(2025, 7, 2, 12, 0, tzinfo=dt.timezone.utc)
 
@@ -132,7 +132,7 @@ def test_latest_is_the_newest_run_and_runs_are_kept(tmp_path):
 
 
 def test_xgboost_stores_mean_abs_shap_importance_at_fit_time(tmp_path):
-    from clv_models.config import XGBoostConfig
+    from clv_models.core.config import XGBoostConfig
     from clv_models.models import load_model
 
     rng = np.random.default_rng(0)

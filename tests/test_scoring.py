@@ -5,8 +5,10 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
+from clv_models.core.config import Config
 from clv_models.models import NaiveCLV
-from clv_models.scoring import COLUMNS, SEGMENTS, score_frame, segments
+from clv_models.scoring.score import SEGMENTS, score_frame, segments
+from clv_models.warehouse.contract import column_names as scores_column_names
 
 
 def test_segment_rules_on_hand_made_values():
@@ -38,7 +40,7 @@ def test_score_frame_fills_every_column_of_the_scored_table():
                           "t_days": np.linspace(10, 700, 50)})
     model = NaiveCLV(horizon_days=90)
     rows = score_frame(model, frame, dt.date(2025, 1, 1), "run", dt.datetime(2025, 1, 2))
-    assert list(rows.columns) == COLUMNS
+    assert list(rows.columns) == scores_column_names(Config().warehouse_dir)
     assert rows["segment"].isin(SEGMENTS).all()
     assert (rows.loc[frame["t_days"] < 90, "segment"] == "new").all()
     assert rows["clv_p50"].isna().all()  # the naive model gives no quantiles

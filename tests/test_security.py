@@ -3,7 +3,7 @@ started for real on loopback), the CLV endpoint's request limits, and no secrets
 tracked files.
 
 The fuzz runs here are short (a fixed seed, a few examples per operation); ``python
-scripts/fuzz_apis.py`` runs the same with many more. See :mod:`clv_models.fuzz` for what
+scripts/fuzz_apis.py`` runs the same with many more. See :mod:`tests.harness.fuzz` for what
 counts as a failure and for Feast's documented 5xx.
 """
 
@@ -23,10 +23,12 @@ from pathlib import Path
 import pytest
 from test_serving import TOKEN, clv_server, free_port, request, server  # noqa: F401
 
-from clv_models import features, fuzz
-from clv_models.bench_serving import store_data_dir
-from clv_models.config import PROJECT_ROOT, OnlineStoreConfig
-from clv_models.serve import MAX_BODY_BYTES
+from clv_models.bench.serving import store_data_dir
+from clv_models.core.config import OnlineStoreConfig
+from clv_models.features import store as features
+from clv_models.serving.app import MAX_BODY_BYTES
+from tests.conftest import REPO as PROJECT_ROOT
+from tests.harness import fuzz
 
 SEED = 20261123  # fixed: the same cases on every run (the script draws new ones)
 EXAMPLES = 15  # per operation and phase
@@ -150,7 +152,7 @@ def test_fuzz_feast_every_operation(feast_reader, feast_writer, pipeline_run, tm
 
 def test_feast_documented_5xx_still_happen(feast_reader, feast_writer):
     """Each documented Feast 5xx, from its minimal example. When a Feast upgrade answers one
-    with a 4xx, this fails: drop it from ``fuzz.FEAST_KNOWN_5XX`` (and the README)."""
+    with a 4xx, this fails: drop it from ``fuzz.FEAST_KNOWN_5XX`` (and docs/reliability.md)."""
     for known in fuzz.FEAST_KNOWN_5XX:
         base = feast_writer if known.path in fuzz.FEAST_WRITE_PATHS else feast_reader
         status, body = request(base + known.path, raw=known.example.encode())
@@ -162,8 +164,8 @@ def test_feast_documented_5xx_still_happen(feast_reader, feast_writer):
 def test_live_events_and_config_values_are_checked_before_use():
     import datetime as dt
 
-    from clv_models.config import ConfigError, load_config
-    from clv_models.live import MAX_AMOUNT, LiveEvent
+    from clv_models.core.config import ConfigError, load_config
+    from clv_models.features.live import MAX_AMOUNT, LiveEvent
 
     good = {"customer_id": "C1", "kind": "order", "amount": 10.0}
     LiveEvent(**good)
@@ -186,7 +188,7 @@ def test_sql_quoting_round_trips_through_duckdb(tmp_path):
     """A path and a name with quotes and SQL in them stay one literal and one identifier."""
     import duckdb
 
-    from clv_models import sql
+    from clv_models.core import sql
 
     path = tmp_path / "it's'); drop table t; --.parquet"
     name = 'x"; drop table t; --'
@@ -252,7 +254,7 @@ SECRET_PATTERNS = {
 }
 #: The matches that are not secrets: (file, pattern, a fragment of the match).
 SECRET_ALLOWED = {
-    ("clv_models/config.py", "password=", "..."),  # a docstring's placeholder
+    ("clv_models/core/config.py", "password=", "..."),  # a docstring's placeholder
     ("tests/test_redis.py", "password in URL", "s3cret"),  # a parsed test URL, no server
     ("tests/test_redis.py", "password=", "s3cret"),
     ("tests/test_serving.py", "secret assignment", "test-token-"),  # the test server's token

@@ -25,12 +25,18 @@ import pandas as pd
 import pytest
 from feast.data_source import PushMode
 
-from clv_models import features, live
-from clv_models import serve as serve_module
-from clv_models.config import PROJECT_ROOT
+from clv_models.core.config import Config
+from clv_models.features import live
+from clv_models.features import store as features
+from clv_models.features.online_lookup import OnlineLookup
 from clv_models.models import load_model
-from clv_models.online_lookup import OnlineLookup
-from clv_models.serve import check_binding, is_loopback
+from clv_models.serving import app as serve_module
+from clv_models.serving.app import DOCS_ASSETS, check_binding, is_loopback
+from clv_models.warehouse import dbt as warehouse
+from tests.conftest import REPO as PROJECT_ROOT
+
+#: The dbt project's trailing windows (the var every window model reads).
+TRAILING_WINDOWS = warehouse.project_var(Config(), "trailing_windows")
 
 TOKEN = "test-token-0123456789abcdef"  # a test value, not a secret
 STARTUP_SECONDS = 120  # imports, model and Feast registry on 2 busy cores
@@ -146,6 +152,7 @@ def same(a, b) -> bool:
 
 
 # -- security defaults ------------------------------------------------------------------------
+@pytest.mark.e2e
 def test_binding_off_loopback_needs_a_long_token():
     assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
     assert not is_loopback("0.0.0.0") and not is_loopback("::") and not is_loopback("10.0.0.5")
@@ -174,6 +181,17 @@ def test_health_and_openapi(clv_server, pipeline_run):
     status, schema = request(clv_server + "/openapi.json")
     assert status == 200
     assert {"/health", "/v1/clv/{customer_id}", "/v1/clv"} <= set(schema["paths"])
+
+
+def test_interactive_docs_need_no_cdn(clv_server):
+    with urllib.request.urlopen(clv_server + "/docs", timeout=30) as resp:
+        page = resp.read().decode()
+    assert "cdn" not in page.lower()
+    assert "http" not in page.split("<body>", 1)[1].lower()  # every asset from this server
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
+        assert f"{DOCS_ASSETS}/{asset}" in page
+        with urllib.request.urlopen(f"{clv_server}{DOCS_ASSETS}/{asset}", timeout=30) as resp:
+            assert resp.status == 200 and len(resp.read()) > 10_000
 
 
 def test_token_is_required_when_configured(clv_server, pipeline_run):
@@ -459,7 +477,7 @@ def history_features(orders: list[tuple[dt.date, float]], t: dt.date) -> dict:
         "weekly_net_revenue_52w": [sum(a for d, a in orders if (t - d).days in range(
             7 * w + 1, 7 * w + 8)) for w in range(52)],
     }
-    for w in live.WINDOWS:
+    for w in TRAILING_WINDOWS:
         recent = [a for d, a in orders if (t - d).days <= w]
         out[f"orders_{w}d"], out[f"gross_revenue_{w}d"] = len(recent), sum(recent)
         out[f"net_revenue_{w}d"], out[f"refunds_{w}d"] = sum(recent), 0.0
@@ -529,3 +547,4 @@ def test_a_return_updates_refunds_and_net_revenue():
         live.LiveEvent("C1", "order", -1.0)
     with pytest.raises(ValueError, match="kind"):
         live.LiveEvent("C1", "refund", 1.0)
+

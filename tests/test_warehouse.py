@@ -13,8 +13,9 @@ import pyarrow.compute  # noqa: F401 - pa.compute
 import pyarrow.parquet as pq
 import pytest
 
-from clv_models import warehouse
-from clv_models.generate import SCHEMAS
+from clv_models.core.errors import DataError
+from clv_models.ingest.generate import SCHEMAS
+from clv_models.warehouse import dbt as warehouse
 from tests.conftest import small_config
 
 T = dt.date(2024, 3, 1)  # the as-of date under test
@@ -66,7 +67,7 @@ def hand_made_shop(raw_dir):
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
+def hand_built_shop(tmp_path_factory):
     cfg = small_config(tmp_path_factory.mktemp("wh"), **{"as_of.start": "2024-02-01",
                                                           "horizon_days": 90})
     hand_made_shop(cfg.raw_dir)
@@ -84,8 +85,8 @@ def rows(cfg, sql):
         return con.execute(sql).df()
 
 
-def test_features_use_only_events_before_the_cutoff(built):
-    f = rows(built, f"select * from customer_rfm where as_of_date = '{T}' order by customer_id")
+def test_features_use_only_events_before_the_cutoff(hand_built_shop):
+    f = rows(hand_built_shop, f"select * from customer_rfm where as_of_date = '{T}' order by customer_id")
     assert list(f["customer_id"]) == ["c1", "c2"]  # c3's first order is after t
     c1 = f.iloc[0]
     # o1 (Jan 10, 100) and o4 (Feb 29 23:59:59.999, 20); o2 at exactly t is not included.
@@ -103,8 +104,8 @@ def test_features_use_only_events_before_the_cutoff(built):
     assert c2["net_revenue"] == pytest.approx(80.0)
 
 
-def test_windows_sequences_and_engagement_at_the_cutoff(built):
-    ts_ = rows(built, f"select * from customer_timeseries where as_of_date = '{T}' "
+def test_windows_sequences_and_engagement_at_the_cutoff(hand_built_shop):
+    ts_ = rows(hand_built_shop, f"select * from customer_timeseries where as_of_date = '{T}' "
                       "order by customer_id")
     c1 = ts_.iloc[0]
     # c1 before t: order Jan 10 (100, with a product view), returns Jan 20 (90) and Feb 10 (5),
@@ -124,7 +125,7 @@ def test_windows_sequences_and_engagement_at_the_cutoff(built):
     assert c2["views_7d"] == 0 and c2["views_30d"] == 2  # the view at exactly t is not counted
     assert list(c2["weekly_views_52w"])[1] == 2.0  # Feb 20 is 10 days before t
 
-    eng = rows(built, f"select * from customer_engagement where as_of_date = '{T}' "
+    eng = rows(hand_built_shop, f"select * from customer_engagement where as_of_date = '{T}' "
                       "order by customer_id").set_index("customer_id")
     assert eng.loc["c1", "view_count"] == 1 and eng.loc["c1", "views_since_last_order"] == 0
     assert eng.loc["c1", "days_since_last_view"] == 51
@@ -134,8 +135,8 @@ def test_windows_sequences_and_engagement_at_the_cutoff(built):
     assert eng.loc["c2", "days_since_last_view"] == 10
 
 
-def test_labels_cover_the_horizon_from_the_cutoff(built):
-    lab = rows(built, f"select * from customer_clv_labels where as_of_date = '{T}' "
+def test_labels_cover_the_horizon_from_the_cutoff(hand_built_shop):
+    lab = rows(hand_built_shop, f"select * from customer_clv_labels where as_of_date = '{T}' "
                       "order by customer_id")
     assert list(lab["customer_id"]) == ["c1", "c2"]
     c1, c2 = lab.iloc[0], lab.iloc[1]
@@ -145,13 +146,13 @@ def test_labels_cover_the_horizon_from_the_cutoff(built):
     assert c2["label_net_revenue"] == 0.0  # floored at 0
     # Cutoffs whose window [t, t + 90) runs past the last event day (2024-12-31) have no
     # labels: 2024-10-01 + 90 days = 2024-12-30 is complete, 2024-11-01 is not.
-    last = scalar(built, "select max(as_of_date) from customer_clv_labels")
+    last = scalar(hand_built_shop, "select max(as_of_date) from customer_clv_labels")
     assert last == dt.date(2024, 10, 1)
-    assert scalar(built, "select max(as_of_date) from customer_rfm") == dt.date(2025, 1, 1)
+    assert scalar(hand_built_shop, "select max(as_of_date) from customer_rfm") == dt.date(2025, 1, 1)
 
 
-def test_bad_rows_are_quarantined_with_reasons_and_counts_reconcile(built):
-    q = rows(built, "select source_table, record_id, reason from stg_raw__quarantined_rows "
+def test_bad_rows_are_quarantined_with_reasons_and_counts_reconcile(hand_built_shop):
+    q = rows(hand_built_shop, "select source_table, record_id, reason from stg_raw__quarantined_rows "
                     "order by 1, 2")
     got = set(map(tuple, q.to_numpy()))
     assert got == {("orders", "o1", "duplicate order_id"), ("orders", "o6", "missing customer_id"),
@@ -160,12 +161,13 @@ def test_bad_rows_are_quarantined_with_reasons_and_counts_reconcile(built):
                    ("returns", "r2", "negative refund_amount"),
                    ("returns", "r4", "refund exceeds its order"),
                    ("returns", "r5", "unknown order_id"), ("returns", "r7", "unknown customer_id")}
-    assert rows(built, "select count(*) n from stg_raw__orders")["n"][0] == 10 - 5
-    assert rows(built, "select count(*) n from stg_raw__returns")["n"][0] == 7 - 4
-    anonymous = rows(built, "select count(*) n from stg_raw__page_views where customer_id is null")
+    assert rows(hand_built_shop, "select count(*) n from stg_raw__orders")["n"][0] == 10 - 5
+    assert rows(hand_built_shop, "select count(*) n from stg_raw__returns")["n"][0] == 7 - 4
+    anonymous = rows(hand_built_shop, "select count(*) n from stg_raw__page_views where customer_id is null")
     assert anonymous["n"][0] == 1
 
 
+@pytest.mark.e2e
 def test_csv_input_with_offsets_and_garbage(tmp_path):
     cfg = small_config(tmp_path, **{"as_of.start": "2024-02-01", "horizon_days": 30})
     raw = cfg.raw_dir
@@ -199,9 +201,10 @@ def test_csv_input_with_offsets_and_garbage(tmp_path):
     assert str(kept["signup_at"][0]) == "2023-12-01 00:00:00"  # earliest copy wins
 
 
+@pytest.mark.e2e
 def test_dbt_failure_is_reported_with_its_lines(tmp_path):
     cfg = small_config(tmp_path)
-    with pytest.raises(warehouse.DbtError, match="no raw data"):
+    with pytest.raises(DataError, match="no raw data"):
         warehouse.run_dbt(cfg, ["build"])
     cfg.raw_dir.mkdir(parents=True)
     (cfg.raw_dir / "orders.csv").write_text("order_id,customer_id,ordered_at,order_total\n")
@@ -210,6 +213,7 @@ def test_dbt_failure_is_reported_with_its_lines(tmp_path):
         warehouse.run_dbt(cfg, ["build", "--select", "customer_rfm"])
 
 
+@pytest.mark.e2e
 def test_missing_required_column_is_named(tmp_path):
     cfg = small_config(tmp_path)
     raw = cfg.raw_dir
@@ -231,8 +235,9 @@ def test_user_vars_merge_over_the_configured_ones():
         warehouse._split_vars(["build", "--vars", "[1, 2]"])
 
 
+@pytest.mark.e2e
 def test_incremental_page_views_equal_a_full_refresh(tmp_path):
-    from clv_models.generate import generate_shop
+    from clv_models.ingest.generate import generate_shop
 
     cfg = small_config(tmp_path, customers=300)
     generate_shop(cfg)
@@ -254,3 +259,17 @@ def test_incremental_page_views_equal_a_full_refresh(tmp_path):
     for name, query in queries.items():
         pd.testing.assert_frame_equal(incremental[name], rows(cfg, query), check_like=False)
     assert incremental["daily"]["view_date"].max() > pd.Timestamp("2025-06-01")
+
+
+def test_a_schedule_outside_the_data_names_the_data_range(tmp_path):
+    cfg = small_config(tmp_path, **{"as_of.start": "2030-01-01"})
+    cfg.raw_dir.mkdir(parents=True)
+    (cfg.raw_dir / "orders.csv").write_text(
+        "order_id,customer_id,ordered_at,order_total\no1,c1,2024-01-05,10\no2,c1,2024-03-09,5\n")
+    with pytest.raises(DataError, match="2030-01-01.*2024-01-05 to 2024-03-09"):
+        warehouse.project_vars(cfg)
+    auto = small_config(tmp_path)  # as_of.start: auto
+    assert warehouse.project_vars(auto)["as_of_start"] == "2024-02-01"  # short data: no warm-up
+    assert warehouse.project_vars(auto)["raw_format"] == "csv"
+    assert warehouse.project_vars(auto)["raw_missing_tables"] == ["returns", "page_views",
+                                                                  "customers"]

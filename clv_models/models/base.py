@@ -13,9 +13,13 @@ from typing import Any, ClassVar, TypeAlias
 import numpy as np
 import pandas as pd
 
-from clv_models import atomic
+from clv_models.core import atomic
+from clv_models.core.errors import DataError, NotBuiltError
 
 METADATA_FILE = "metadata.json"
+#: Model families by :attr:`CLVModel.name`, filled as their modules are imported
+#: (``clv_models.models`` imports every family).
+MODEL_CLASSES: dict[str, type[CLVModel]] = {}
 
 #: What ``predict`` takes: a DataFrame (batch scoring, evaluation) or columns as a mapping of
 #: name -> values per row (the online endpoint's few rows, as Feast's ``to_dict`` gives them,
@@ -85,6 +89,13 @@ class CLVModel:
     feature_names: list[str]
     metadata: dict[str, Any]
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Register each model family by its name, so :func:`load_model` can find its class
+        without this module importing the families (which import it)."""
+        super().__init_subclass__(**kwargs)
+        if "name" in vars(cls):  # a family, not a subclass of one (e.g. a test double)
+            MODEL_CLASSES[cls.name] = cls
+
     def fit(self, X: pd.DataFrame, y: np.ndarray, X_val: pd.DataFrame | None = None,
             y_val: np.ndarray | None = None) -> CLVModel:
         raise NotImplementedError
@@ -103,7 +114,7 @@ class CLVModel:
     def save(self, directory: Path, extra: dict[str, Any] | None = None) -> str:
         """Write the artefact to ``directory`` and return its version (content hash).
 
-        Atomic (:mod:`clv_models.atomic`): the files go to a new folder, and ``directory``
+        Atomic (:mod:`clv_models.core.atomic`): the files go to a new folder, and ``directory``
         becomes a link to it in one step once they are complete, so a crash leaves the
         previous artefact or the new one, never new weights beside the old metadata.
         """
@@ -148,20 +159,19 @@ def content_version(directory: Path) -> str:
 
 
 def load_model(directory: Path) -> CLVModel:
-    """Load a saved artefact. Only JSON metadata and tensor/tree files are read: no pickle."""
-    from clv_models.models.btyd import BGNBDGammaGammaCLV
-    from clv_models.models.deep import DeepCLV
-    from clv_models.models.naive import NaiveCLV
-    from clv_models.models.xgb import XGBoostCLV
+    """Load a saved artefact. Only JSON metadata and tensor/tree files are read: no pickle.
 
+    The class comes from the registry of model families (:data:`MODEL_CLASSES`), which every
+    subclass of :class:`CLVModel` joins by its :attr:`~CLVModel.name`.
+    """
     meta_path = directory / METADATA_FILE
     if not meta_path.exists():
-        raise FileNotFoundError(f"no trained model in {directory} (run `clv train` first)")
+        raise NotBuiltError(f"no trained model in {directory}", hint="run `clv train` first")
     metadata = json.loads(meta_path.read_text())
-    classes = {cls.name: cls for cls in (NaiveCLV, XGBoostCLV, DeepCLV, BGNBDGammaGammaCLV)}
-    cls = classes.get(metadata.get("model_name"))
+    cls = MODEL_CLASSES.get(metadata.get("model_name"))
     if cls is None:
-        raise ValueError(f"{meta_path}: unknown model_name {metadata.get('model_name')!r}")
+        raise DataError(f"{meta_path}: unknown model_name {metadata.get('model_name')!r}; "
+                        f"known: {', '.join(sorted(MODEL_CLASSES))}")
     model = cls.__new__(cls)
     model.metadata = metadata
     model.feature_names = list(metadata["feature_names"])

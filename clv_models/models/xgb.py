@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from clv_models.config import XGBoostConfig
+from clv_models.core.config import XGBoostConfig
 from clv_models.models.base import CLVModel, Features, Prediction, top_drivers
 
 #: Validation rows (at most) whose SHAP values give the global feature importance at fit time.
@@ -26,7 +26,7 @@ class XGBoostCLV(CLVModel):
     Parameters
     ----------
     params
-        Hyper-parameters; see :class:`clv_models.config.XGBoostConfig`.
+        Hyper-parameters; see :class:`clv_models.core.config.XGBoostConfig`.
     seed
         Random seed (XGBoost's ``hist`` method is deterministic for a seed on CPU).
     """

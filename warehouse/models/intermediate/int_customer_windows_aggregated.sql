@@ -5,7 +5,7 @@
 -- monthly dates), and only the few measures the windows need travel with it. A customer
 -- without activity in the 365 days before t has no row here (the marts fill 0). Built a few
 -- as-of dates at a time (materialization clv_insert_by_as_of_date) to bound memory.
-{%- set windows = [7, 30, 90, 180, 365] %}
+{%- set windows = var('trailing_windows') %}
 {%- set measures = {
     'orders': 'order_count', 'gross_revenue': 'gross_revenue', 'refunds': 'refund_amount',
     'views': 'view_count', 'sessions': 'session_count',

@@ -3,7 +3,7 @@
 -- trailing-window totals (7/30/90/180/365 days) of orders, gross revenue, refunds, net revenue,
 -- views and sessions; 90-day trends; inter-purchase time; tenure; first-order value; and the
 -- weekly net-revenue and view sequences of the last 52 weeks for sequence models.
-{%- set windows = [7, 30, 90, 180, 365] %}
+{%- set windows = var('trailing_windows') %}
 with
 
 population as (

@@ -1,0 +1,2 @@
+"""Honest evaluation: metric definitions, the evaluation of trained models on held-out as-of
+dates, and the HTML report."""

@@ -1,0 +1,416 @@
+"""The evaluation as an HTML page with PNG charts, one folder per run.
+
+:mod:`clv_models.evaluation.evaluation` computes the metrics; this module only renders them, from
+the arrays the metrics were computed on (kept on the
+:class:`~clv_models.evaluation.evaluation.EvaluationReport`), and
+reuses :mod:`clv_models.core.metrics` for every curve and table, so a chart can never disagree with
+the numbers beside it.
+
+Layout under the reports directory (``DATA_DIR/reports``)::
+
+    evaluation.json, deciles.csv      the latest run's figures (unchanged, read by other code)
+    runs/<run id>/index.html          one self-contained folder per run: the page, its PNGs and
+    runs/<run id>/*.png               a copy of evaluation.json and deciles.csv
+    latest/index.html (+ PNGs)        a copy of the newest run folder: a stable address
+
+The page references its files by relative name only (no CDN, no script, no network), so a run
+folder can be copied, zipped or served as is. ``latest/`` is replaced by a rename, never edited
+in place, so a reader sees either the previous run or the new one. Run folders are kept; delete
+old ones by hand when they are no longer needed.
+
+Charts are drawn with matplotlib's object API on the Agg canvas (no ``pyplot``, no display, no
+global backend switch): the gain (Lorenz) curve, predicted vs actual per predicted decile, the
+calibration and ROC curve of ``p_purchase`` and the global feature importance of the models whose
+metadata carries a ``feature_importance`` mapping (feature -> non-negative importance).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import shutil
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from clv_models.core import metrics
+
+if TYPE_CHECKING:
+    from clv_models.evaluation.evaluation import EvaluationReport
+
+#: Metric key -> column label, in the order the terminal table and the HTML page show them.
+METRIC_COLUMNS = {"normalized_gini": "norm. Gini", "spearman": "Spearman", "mae": "MAE",
+                  "rmse": "RMSE", "decile_mape": "decile MAPE", "top_decile_capture": "top 10%",
+                  "total_ratio": "pred/actual", "auc": "AUC"}
+REFERENCE_NOTE = ("* reference rows: naive = historical spend rate; bgnbd_gg = BG/NBD + "
+                  "Gamma-Gamma (maximum likelihood); oracle = expected value under the true "
+                  "parameters (generated data only)")
+INDEX_FILE = "index.html"
+RUNS_DIR = "runs"
+LATEST_DIR = "latest"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+#: Most points drawn per curve (curves have one point per customer; the eye needs far fewer).
+MAX_CURVE_POINTS = 2_000
+#: Features shown per model in the importance chart.
+TOP_FEATURES = 15
+
+
+def format_metric(value: float | None) -> str:
+    """Ratios with 3 decimals, currency amounts (>= 10) with 1; a dash for a missing value."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "–"
+    return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
+
+
+@dataclass
+class HtmlReport:
+    """Where one run's report was written."""
+
+    run_id: str
+    run_dir: Path
+    index: Path
+    latest: Path
+    figures: list[Path] = field(default_factory=list)
+
+
+def write_html_report(report: EvaluationReport, reports_dir: Path,
+                      attachments: Sequence[Path] = (), run_id: str | None = None,
+                      now: dt.datetime | None = None) -> HtmlReport:
+    """Render the report into ``runs/<run id>/`` and publish a copy as ``latest/``.
+
+    Parameters
+    ----------
+    report
+        The evaluation, with its arrays (``actual``, ``purchased``, ``predictions``).
+    reports_dir
+        The reports directory (``DATA_DIR/reports``).
+    attachments
+        Files copied into the run folder and linked from the page (``evaluation.json``,
+        ``deciles.csv``), so each run keeps its own figures after later runs overwrite them.
+    run_id
+        Name of the run folder; default: the UTC time, e.g. ``20250701T120000Z``.
+    now
+        The time written on the page (default: now, UTC).
+
+    Returns
+    -------
+    HtmlReport
+        The run folder, its page, the stable ``latest/index.html`` and the PNGs.
+    """
+    now = now or dt.datetime.now(dt.timezone.utc)
+    run_dir = _new_run_dir(reports_dir / RUNS_DIR, run_id or now.strftime("%Y%m%dT%H%M%SZ"))
+    figures: dict[str, tuple[str, str]] = {}  # section -> (file name, note when there is none)
+    for key, draw in _CHARTS.items():
+        fig, note = draw(report)
+        if fig is not None:
+            fig.savefig(run_dir / f"{key}.png")
+        figures[key] = (f"{key}.png" if fig is not None else "", note)
+    links = []
+    for path in attachments:
+        shutil.copy2(path, run_dir / path.name)
+        links.append(path.name)
+    index = run_dir / INDEX_FILE
+    index.write_text(render_html(report, figures, run_dir.name, now, links), encoding="utf-8")
+    latest = _publish_latest(run_dir, reports_dir)
+    return HtmlReport(run_id=run_dir.name, run_dir=run_dir, index=index,
+                      latest=latest / INDEX_FILE,
+                      figures=[run_dir / f for f, _ in figures.values() if f])
+
+
+def _new_run_dir(runs: Path, name: str) -> Path:
+    """A fresh folder ``runs/name`` (``name-2``, ``-3``, ... when two runs share a second)."""
+    runs.mkdir(parents=True, exist_ok=True)
+    for i in range(1, 1000):
+        path = runs / (name if i == 1 else f"{name}-{i}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"no free run folder name for {name} in {runs}")
+
+
+def _publish_latest(run_dir: Path, reports_dir: Path) -> Path:
+    """Replace ``latest/`` by a copy of ``run_dir``: copy aside, then swap by renames."""
+    latest = reports_dir / LATEST_DIR
+    tag = uuid.uuid4().hex[:8]
+    staged, old = reports_dir / f".latest-new-{tag}", reports_dir / f".latest-old-{tag}"
+    shutil.copytree(run_dir, staged)
+    if latest.exists():
+        latest.rename(old)
+    staged.rename(latest)
+    shutil.rmtree(old, ignore_errors=True)
+    return latest
+
+
+# -- charts -----------------------------------------------------------------------------------
+def _style(names: Sequence[str], reference: set[str]) -> dict[str, dict]:
+    """One colour per model, the same in every chart; reference models dashed."""
+    colors = [f"C{i}" for i in range(10)]
+    return {n: {"color": colors[i % 10], "linestyle": "--" if n in reference else "-"}
+            for i, n in enumerate(names)}
+
+
+def _context(report: EvaluationReport) -> tuple[dict[str, dict], dict[str, dict]]:
+    rows = {r["model"]: r for r in report.rows}
+    names = list(dict.fromkeys([*rows, *report.predictions, *report.deciles,
+                                *report.feature_importance]))
+    return rows, _style(names, {n for n, r in rows.items() if r.get("reference")})
+
+
+def _thin(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """At most :data:`MAX_CURVE_POINTS` points of a curve, first and last kept."""
+    if len(x) <= MAX_CURVE_POINTS:
+        return x, y
+    idx = np.unique(np.linspace(0, len(x) - 1, MAX_CURVE_POINTS).round().astype(int))
+    return x[idx], y[idx]
+
+
+def _figure(width: float = 7.0, height: float = 5.0) -> Figure:
+    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+
+
+def gain_chart(report: EvaluationReport) -> tuple[Figure | None, str]:
+    """Cumulative share of actual value vs share of customers ranked by each prediction."""
+    actual = np.asarray(report.actual, dtype=float)
+    if not report.predictions or actual.size == 0 or actual.sum() <= 0:
+        return None, "No gain curve: no predictions or no positive actual value."
+    rows, style = _context(report)
+    x = np.arange(actual.size + 1) / actual.size
+    fig = _figure()
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="random")
+    perfect = np.concatenate([[0.0], metrics.lorenz_curve(actual, actual)])
+    ax.plot(*_thin(x, perfect), color="black", linewidth=1, label="perfect (ranked by actual)")
+    for name, pred in report.predictions.items():
+        g = np.concatenate([[0.0], metrics.lorenz_curve(actual, pred.predicted_clv)])
+        gini = rows.get(name, {}).get("normalized_gini")
+        ax.plot(*_thin(x, g), **style[name],
+                label=f"{name} (norm. Gini {format_metric(gini)})")
+    ax.set(xlim=(0, 1), ylim=(0, 1.01), title="Gain (Lorenz) curve",
+           xlabel="share of customers, ranked by prediction (highest first)",
+           ylabel="cumulative share of actual net revenue")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize="small")
+    return fig, ""
+
+
+def decile_chart(report: EvaluationReport) -> tuple[Figure | None, str]:
+    """Mean predicted beside mean actual value per predicted decile, one panel per model."""
+    if not report.deciles:
+        return None, "No decile chart: no model was evaluated."
+    rows, style = _context(report)
+    names = list(report.deciles)
+    ncols = min(2, len(names))
+    nrows = -(-len(names) // ncols)
+    fig = _figure(6.0 * ncols, 3.6 * nrows)
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax, name in zip(axes, names, strict=False):
+        table = report.deciles[name]
+        d = table["decile"].to_numpy()
+        ax.bar(d - 0.2, table["mean_actual"], width=0.4, color="lightgrey",
+               edgecolor="grey", label="mean actual")
+        ax.bar(d + 0.2, table["mean_predicted"], width=0.4, color=style[name]["color"],
+               label="mean predicted")
+        mape = rows.get(name, {}).get("decile_mape")
+        ax.set(title=f"{name} (decile MAPE {format_metric(mape)})", xticks=d,
+               xlabel="predicted decile (1 = highest)", ylabel="net revenue per customer")
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize="small")
+    for ax in axes[len(names):]:
+        ax.set_visible(False)
+    return fig, ""
+
+
+def _with_p_purchase(report: EvaluationReport) -> dict[str, np.ndarray]:
+    return {n: p.p_purchase for n, p in report.predictions.items() if p.p_purchase is not None}
+
+
+def calibration_chart(report: EvaluationReport) -> tuple[Figure | None, str]:
+    """Observed purchase rate vs mean predicted ``p_purchase`` in probability bins."""
+    probs = _with_p_purchase(report)
+    if not probs or len(report.purchased) == 0:
+        return None, "No calibration plot: no model gives p_purchase."
+    _, style = _context(report)
+    fig = _figure(6.0, 5.5)
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfectly calibrated")
+    for name, p in probs.items():
+        table = metrics.calibration_table(report.purchased, p)
+        ax.plot(table["mean_predicted"], table["observed_rate"], marker="o", markersize=4,
+                **style[name], label=name)
+    ax.set(xlim=(0, 1), ylim=(0, 1), title="Calibration of p_purchase (10 equal-width bins)",
+           xlabel="mean predicted probability of a purchase in the horizon",
+           ylabel="observed share of customers who purchased")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize="small")
+    return fig, ""
+
+
+def roc_chart(report: EvaluationReport) -> tuple[Figure | None, str]:
+    """ROC curve of ``p_purchase`` for any purchase in the horizon, AUC in the legend."""
+    probs = _with_p_purchase(report)
+    purchased = np.asarray(report.purchased, dtype=bool)
+    if not probs or purchased.all() or not purchased.any():
+        return None, "No ROC curve: no model gives p_purchase, or every customer is in one class."
+    rows, style = _context(report)
+    fig = _figure(6.0, 5.5)
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="random (AUC 0.5)")
+    for name, p in probs.items():
+        fpr, tpr = metrics.roc_curve(purchased, p)
+        auc = rows.get(name, {}).get("auc")
+        ax.plot(*_thin(fpr, tpr), **style[name], label=f"{name} (AUC {format_metric(auc)})")
+    ax.set(xlim=(0, 1), ylim=(0, 1.01), title="ROC of p_purchase: any purchase in the horizon",
+           xlabel="false positive rate", ylabel="true positive rate")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize="small")
+    return fig, ""
+
+
+def importance_chart(report: EvaluationReport) -> tuple[Figure | None, str]:
+    """Top features per model by global importance, as shares of the model's total."""
+    models = {n: imp for n, imp in report.feature_importance.items() if imp}
+    if not models:
+        return None, "No feature importance: no evaluated model exposes one."
+    _, style = _context(report)
+    shown = {n: sorted(imp.items(), key=lambda kv: -kv[1])[:TOP_FEATURES]
+             for n, imp in models.items()}
+    fig = _figure(8.0, sum(0.28 * len(v) + 1.2 for v in shown.values()))
+    axes = fig.subplots(len(models), 1, squeeze=False).ravel()
+    for ax, (name, top) in zip(axes, shown.items(), strict=True):
+        total = sum(models[name].values()) or 1.0
+        labels = [f for f, _ in top][::-1]
+        ax.barh(labels, [v / total for _, v in top][::-1], color=style[name]["color"])
+        ax.set(title=f"{name}: top {len(top)} of {len(models[name])} features",
+               xlabel="share of total importance")
+        ax.tick_params(axis="y", labelsize="small")
+        ax.grid(axis="x", alpha=0.3)
+    return fig, ""
+
+
+_CHARTS = {"gain": gain_chart, "deciles": decile_chart, "calibration": calibration_chart,
+           "roc": roc_chart, "feature_importance": importance_chart}
+
+
+# -- HTML -------------------------------------------------------------------------------------
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[object]],
+           caption: str = "") -> str:
+    """An HTML table; every cell is escaped, numeric-looking columns right-aligned by CSS."""
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in rows)
+    cap = f"<caption>{_e(caption)}</caption>" if caption else ""
+    return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _img(figures: dict[str, tuple[str, str]], key: str, alt: str) -> str:
+    file, note = figures.get(key, ("", ""))
+    if not file:
+        return f'<p class="note">{_e(note)}</p>'
+    return f'<img src="{_e(file)}" alt="{_e(alt)}">'
+
+
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto;
+       max-width: 78rem; padding: 0 1rem; color: #222; }
+table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; font-size: 0.9rem; }
+th, td { border-bottom: 1px solid #ddd; padding: 0.25rem 0.6rem; }
+td:not(:first-child), th:not(:first-child) { text-align: right; }
+th { background: #f4f4f4; }
+caption { caption-side: bottom; text-align: left; color: #666; font-size: 0.8rem; }
+img { max-width: 100%; border: 1px solid #eee; margin: 0.5rem 0 1rem; }
+.note { color: #666; font-style: italic; }
+.deciles { display: flex; flex-wrap: wrap; gap: 0 2rem; }
+dl { display: grid; grid-template-columns: max-content auto; gap: 0.2rem 1rem; }
+dt { font-weight: 600; }
+"""
+
+
+def render_html(report: EvaluationReport, figures: dict[str, tuple[str, str]], run_id: str,
+                generated_at: dt.datetime, links: Sequence[str] = ()) -> str:
+    """The report page as one HTML string (all text escaped, images by relative file name).
+
+    Parameters
+    ----------
+    report
+        The evaluation.
+    figures
+        Chart key -> (PNG file name, or ``""`` with a note saying why there is no chart).
+    run_id, generated_at
+        Shown in the header.
+    links
+        File names next to the page to link (e.g. ``evaluation.json``).
+    """
+    split = report.split or {}
+    rows_per_part = split.get("rows", {})
+    fit_dates = split.get("fit_dates", [])
+    fit_span = f"{fit_dates[0]} .. {fit_dates[-1]} ({len(fit_dates)} dates)" if fit_dates else ""
+    horizon = f"{report.horizon_days} days" if report.horizon_days else "–"
+    facts = [("run", run_id), ("generated", f"{generated_at:%Y-%m-%d %H:%M:%S %Z}".strip()),
+             ("evaluation as-of date", report.as_of_date), ("horizon", horizon),
+             ("customers evaluated", f"{report.customers:,}"),
+             ("actual total net revenue", f"{report.actual_total:,.2f}"),
+             ("data source", report.data_source or "–")]
+    split_rows = [("fit", fit_span, _count(rows_per_part.get("fit"))),
+                  ("validation (early stopping)", split.get("validation_date", ""),
+                   _count(rows_per_part.get("validation"))),
+                  ("evaluation", split.get("evaluation_date", report.as_of_date),
+                   _count(rows_per_part.get("evaluation", report.customers)))]
+    metric_rows = [[r["model"] + (" *" if r.get("reference") else ""), r.get("model_version", ""),
+                    *[format_metric(r.get(k)) for k in METRIC_COLUMNS]] for r in report.rows]
+    decile_tables = "".join(
+        f"<div><h3>{_e(name)}</h3>"
+        + _table(["decile", "customers", "mean predicted", "mean actual", "share of actual"],
+                 [[int(d.decile), f"{int(d.customers):,}", format_metric(d.mean_predicted),
+                   format_metric(d.mean_actual), f"{d.actual_share:.3f}"]
+                  for d in table.itertuples()]) + "</div>"
+        for name, table in report.deciles.items())
+    no_importance = [r["model"] for r in report.rows
+                     if r["model"] not in report.feature_importance]
+    importance_note = (f'<p class="note">Without a global feature importance: '
+                       f'{_e(", ".join(no_importance))}.</p>' if no_importance else "")
+    link_items = "".join(f'<li><a href="{_e(f)}">{_e(f)}</a></li>' for f in links)
+    title = f"CLV evaluation at {report.as_of_date}"
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{_e(title)}</title>
+<style>{_CSS}</style>
+</head>
+<body>
+<h1>{_e(title)}</h1>
+<dl>{"".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in facts)}</dl>
+<h2>Split</h2>
+{_table(["part", "as-of date(s)", "rows"], split_rows)}
+<h2>Metrics</h2>
+{_table(["model", "version", *METRIC_COLUMNS.values()], metric_rows, caption=REFERENCE_NOTE)}
+<h2>Gain curve</h2>
+{_img(figures, "gain", "gain curve: share of actual value by share of customers")}
+<h2>Deciles</h2>
+{_img(figures, "deciles", "mean predicted and mean actual value per predicted decile")}
+<div class="deciles">{decile_tables}</div>
+<h2>Purchase probability</h2>
+{_img(figures, "calibration", "calibration of p_purchase")}
+{_img(figures, "roc", "ROC curve of p_purchase")}
+<h2>Feature importance</h2>
+{_img(figures, "feature_importance", "global feature importance per model")}
+{importance_note}
+{f"<h2>Files</h2><ul>{link_items}</ul>" if link_items else ""}
+</body>
+</html>
+"""
+
+
+def _count(n: int | None) -> str:
+    return "" if n is None else f"{n:,}"

@@ -1,0 +1,1 @@
+"""Batch scoring: predictions, deciles and segments written to ``clv_scores``."""

@@ -1,0 +1,1 @@
+"""The online CLV endpoint (``clv serve``)."""
