@@ -104,13 +104,14 @@ class Pipeline:
     def features(self, full_refresh: bool = False) -> None:
         start = time.perf_counter()
         with self.console.status("  feast apply"):
-            features.apply(self.cfg)
+            applied = features.apply(self.cfg)
         with self.console.status("  feast materialize"):
             result = features.materialize(self.cfg, full_refresh=full_refresh)
         loaded = ", ".join(f"{fv} {a:%Y-%m-%d}..{b:%Y-%m-%d}"
                            for fv, (a, b) in result.intervals.items()) or "nothing new"
         self._done("features", start,
-                   f"applied; materialized {loaded}; {result.online_rows:,} customers online")
+                   f"{applied.summary()}; materialized {loaded}; {result.online_rows:,} "
+                   "customers online")
 
     def train(self) -> None:
         start = time.perf_counter()

@@ -61,8 +61,12 @@ def run(data_dir: Path | None = None) -> dict:
     shown: dict = {}
     step("1. feast apply: register entities, feature views and services")
     feast = Path(sys.executable).parent / "feast"
-    subprocess.run([str(feast) if feast.exists() else "feast", "apply"], cwd=REPO, check=True,
-                   env=os.environ.copy())
+    applied = subprocess.run([str(feast) if feast.exists() else "feast", "apply"], cwd=REPO,
+                             check=True, env=os.environ.copy(), capture_output=True, text=True)
+    # Feast 0.67 prints each view's protobuf twice even when nothing changed (it stamps new
+    # times on the sources): its one-line summaries are what matter.
+    print("\n".join(line for line in applied.stdout.splitlines()
+                    if line.startswith(("Created", "Updated", "Deleted", "No changes"))))
     store = FeatureStore(repo_path=str(REPO))
     shown["views"] = sorted(v.name for v in store.list_feature_views())
     shown["services"] = sorted(s.name for s in store.list_feature_services())

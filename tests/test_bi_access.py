@@ -25,8 +25,10 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 from rich.console import Console
 
+from clv_models.cli import main as clv
 from clv_models.features import store as features
 from clv_models.models import NaiveCLV, training
 from clv_models.pipeline import Pipeline
@@ -277,3 +279,24 @@ def test_bi_models_that_do_not_add_up_are_not_published(pipeline_run, tmp_path):
 def test_publish_needs_a_warehouse(tmp_path):
     with pytest.raises(FileNotFoundError, match="clv build"):
         bi.publish(small_config(tmp_path / "data"))
+
+
+def test_a_locked_warehouse_is_one_clear_line_naming_the_holder(tmp_path):
+    cfg = small_config(tmp_path / "data")
+    write_naive_scores(cfg, dt.date(2025, 1, 1), 20)
+    path = cfg.resolved().warehouse_path
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); "
+         "print('holding', flush=True); time.sleep(60)", str(path)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        result = CliRunner().invoke(clv, ["--data-dir", str(cfg.data_dir), "publish",
+                                          "--skip-dbt"])
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.exit_code == 1
+    assert f"is locked by process {holder.pid}" in result.output
+    assert str(path) in result.output and "hint:" in result.output
+    assert "Traceback" not in result.output and "Error: WarehouseLockedError" not in result.output

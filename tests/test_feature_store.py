@@ -30,7 +30,8 @@ def test_online_store_follows_a_rebuilt_shop(tmp_path):
     cfg = small_config(tmp_path, customers=400)
     generate_shop(cfg)
     warehouse.run_dbt(cfg, ["build"])
-    features.apply(cfg)
+    assert not features.apply(cfg).skipped
+    assert features.apply(cfg).skipped  # same definitions: no second apply, nothing printed
     first = features.materialize(cfg)
     assert first.online_rows == 400
     assert online_matches_offline(cfg) == 1.0

@@ -273,3 +273,18 @@ def test_a_schedule_outside_the_data_names_the_data_range(tmp_path):
     assert warehouse.project_vars(auto)["raw_format"] == "csv"
     assert warehouse.project_vars(auto)["raw_missing_tables"] == ["returns", "page_views",
                                                                   "customers"]
+
+
+def test_build_progress_counts_finished_nodes_only_forward():
+    lines = [
+        "12:00:01  1 of 1 START hook: clv.on-run-start.0 ..... [RUN]",
+        "12:00:01  1 of 1 OK hook: clv.on-run-start.0 ....... [OK in 0.01s]",
+        "12:00:02  1 of 3 START sql view model main.stg_raw__orders .... [RUN]",
+        "12:00:02  2 of 3 START sql view model main.stg_raw__returns ... [RUN]",
+        "12:00:03  2 of 3 OK created sql view model main.stg_raw__returns [OK in 0.1s]",
+        "12:00:03  1 of 3 OK created sql view model main.stg_raw__orders . [OK in 0.2s]",
+        "12:00:04  3 of 3 FAIL 1 not_null_stg_raw__orders_order_id ..... [FAIL 1 in 0.1s]",
+        "12:00:05  Done. PASS=3 WARN=0 ERROR=0 SKIP=0 NO-OP=0 TOTAL=4",
+    ]
+    finished = [f for f in map(warehouse.finished_node, lines) if f]
+    assert finished == [("OK", 3), ("OK", 3), ("FAIL", 3)]  # counted 1, 2, 3 of 3

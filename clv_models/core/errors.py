@@ -51,13 +51,14 @@ class WarehouseLockedError(CLVError, OSError):
 _LOCK = re.compile(r"Could not set lock on file \"(?P<path>[^\"]+)\".*?PID (?P<pid>\d+)", re.S)
 
 
-def lock_error(exc: BaseException, path: Path) -> WarehouseLockedError | None:
-    """A :class:`WarehouseLockedError` naming the process that holds ``path``'s lock, when
-    ``exc`` is DuckDB's lock conflict; ``None`` for any other error."""
+def lock_error(exc: BaseException) -> WarehouseLockedError | None:
+    """A :class:`WarehouseLockedError` naming the file and the process that holds its lock,
+    when ``exc`` is DuckDB's lock conflict; ``None`` for any other error."""
     text = str(exc)
     if "Could not set lock" not in text:
         return None
     m = _LOCK.search(text)
+    path = m.group("path") if m else "the DuckDB file"
     holder = "another process"
     if m:
         pid = m.group("pid")

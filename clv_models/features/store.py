@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import io
 import os
 import sqlite3
@@ -21,6 +22,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from clv_models.core import atomic
 from clv_models.core import sql as quoting
 from clv_models.core.config import Config
 from clv_models.core.errors import CLVError, DataError, NotBuiltError
@@ -61,16 +63,68 @@ def feature_store(cfg: Config) -> FeatureStore:
     return FeatureStore(repo_path=str(cfg.feature_repo_dir))
 
 
-def apply(cfg: Config) -> str:
-    """``feast apply`` on ``feature_repo/`` (the real CLI, in its own process)."""
+#: Beside the registry: the digest of the definitions it was last applied from.
+APPLIED_FILE = "applied.sha256"
+#: Feast's one-line summaries in the output of ``feast apply`` (the rest is protobuf dumps).
+_APPLY_SUMMARY = ("Created", "Updated", "Deleted", "Deploying", "Removing", "No changes")
+
+
+@dataclass
+class ApplyResult:
+    """One ``feast apply``: skipped (the definitions are those of the registry), or the
+    changes Feast reported, one line each."""
+
+    skipped: bool
+    changes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        if self.skipped:
+            return "definitions unchanged (apply skipped)"
+        return f"applied ({len(self.changes)} changes)" if self.changes else "applied"
+
+
+def definitions_digest(cfg: Config) -> str:
+    """A digest of what ``feast apply`` registers: the repo's files, the marts' contracts the
+    views are read from, and the paths and online store the environment gives them."""
+    cfg = cfg.resolved()
+    digest = hashlib.sha256()
+    ignored = {"workflow.py"}
+    files = sorted(p for p in cfg.feature_repo_dir.iterdir()
+                   if p.is_file() and p.suffix in {".py", ".yaml"} and p.name not in ignored)
+    files.append(cfg.warehouse_dir / "models" / "marts" / "_marts__models.yml")
+    for path in files:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    env = cfg.env()
+    for key in ("CLV_FEATURES_DIR", "CLV_FEAST_DIR", "CLV_ONLINE_STORE"):
+        digest.update(f"{key}={env[key]}".encode())
+    return digest.hexdigest()
+
+
+def apply(cfg: Config, force: bool = False) -> ApplyResult:
+    """``feast apply`` on ``feature_repo/`` (the real CLI, in its own process), unless the
+    registry was applied from the same definitions (:func:`definitions_digest`).
+
+    Skipping matters beyond speed: Feast 0.67 stamps a new time on every data source it
+    registers, so an apply of unchanged definitions reports every view as updated and prints
+    each one's protobuf twice. Only Feast's one-line summaries are kept.
+    """
     cfg = _activate(cfg)
+    marker = cfg.feast_dir / APPLIED_FILE
+    digest = definitions_digest(cfg)
+    registry = cfg.feast_dir / "registry.db"
+    if not force and registry.exists() and marker.exists() and marker.read_text() == digest:
+        return ApplyResult(skipped=True)
     feast = Path(sys.executable).parent / "feast"
     cmd = [str(feast) if feast.exists() else "feast", "apply"]
     proc = subprocess.run(cmd, cwd=cfg.feature_repo_dir, env=os.environ.copy(),
                           capture_output=True, text=True)
     if proc.returncode != 0:
+        marker.unlink(missing_ok=True)
         raise FeatureStoreError(f"feast apply failed:\n{proc.stdout[-2000:]}{proc.stderr[-4000:]}")
-    return proc.stdout
+    atomic.write_text(marker, digest)
+    return ApplyResult(skipped=False, changes=[ln.strip() for ln in proc.stdout.splitlines()
+                                               if ln.strip().startswith(_APPLY_SUMMARY)])
 
 
 @dataclass

@@ -47,7 +47,7 @@ import duckdb
 from clv_models.core import sql
 from clv_models.core.atomic import STALE_SECONDS, fsync
 from clv_models.core.config import Config
-from clv_models.core.errors import CLVError, NotBuiltError
+from clv_models.core.errors import CLVError, NotBuiltError, lock_error
 from clv_models.warehouse import contract
 from clv_models.warehouse import dbt as warehouse
 
@@ -181,8 +181,10 @@ def _copy_tables(con: duckdb.DuckDBPyConnection, cfg: Config, publication_id: st
     try:
         con.execute(f"attach {sql.literal(warehouse_path)} as warehouse (read_only)")
     except duckdb.IOException as exc:
-        raise PublishError(f"cannot read {warehouse_path} (another process is writing it?): "
-                           f"{exc}") from exc
+        locked = lock_error(exc)
+        if locked is not None:
+            raise locked from exc
+        raise PublishError(f"cannot read {warehouse_path}: {exc}") from exc
     present = {name for (name,) in con.execute(
         "select table_name from information_schema.tables "
         "where table_catalog = 'warehouse' and table_schema = 'main'").fetchall()}

@@ -131,12 +131,13 @@ def run_dbt(
         log.append(line)
         if echo:
             echo(line)
-        m = _PROGRESS.search(line)
-        if m and m.group(3) != "START":
+        finished = finished_node(line)
+        if finished:
             # dbt numbers nodes by start order and reports them as they finish (two threads),
             # so its own numbers jump back and forth: count the finished nodes instead.
-            done, total = done + 1, int(m.group(2))
-            passed += m.group(3) in {"OK", "PASS", "WARN", "NO-OP"}
+            status, total = finished
+            done += 1
+            passed += status in {"OK", "PASS", "WARN", "NO-OP"}
             if progress:
                 progress(done, total, line)
     returncode = proc.wait()
@@ -151,6 +152,15 @@ def run_dbt(
         replaced.unlink(missing_ok=True)  # every incremental model has been rebuilt
     return DbtResult(command=cmd, returncode=returncode, nodes_total=total, passed=passed,
                      log=log)
+
+
+def finished_node(line: str) -> tuple[str, int] | None:
+    """``(status, nodes in the run)`` when a dbt output line reports a finished node (not a
+    node starting, not an on-run-start hook); else ``None``."""
+    m = _PROGRESS.search(line)
+    if m is None or m.group(3) == "START" or " hook: " in line:
+        return None
+    return m.group(3), int(m.group(2))
 
 
 def order_date_range(cfg: Config) -> tuple[dt.date, dt.date] | None:
