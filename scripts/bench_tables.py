@@ -35,7 +35,6 @@ with ``*``.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import math
 import re
@@ -98,18 +97,6 @@ def fmt(value: Any) -> str:
     return text.replace("\n", " ").replace("|", "\\|")
 
 
-def fmt_date(value: Any) -> str:
-    """An ISO timestamp as ``YYYY-MM-DD HH:MM UTC`` (other values as they are)."""
-    text = str(value)
-    try:
-        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return text
-    if when.tzinfo is None:
-        return when.strftime("%Y-%m-%d %H:%M")
-    return when.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-
-
 def fmt_load(value: Any) -> str:
     """A load average (a list of the 1, 5 and 15 minute values) as ``a, b, c``."""
     if isinstance(value, (list, tuple)):
@@ -118,20 +105,17 @@ def fmt_load(value: Any) -> str:
 
 
 def header(name: str, result: dict[str, Any]) -> str:
-    """When, where and how a result was measured, from the keys it has."""
+    """Where and how a result was measured, from the keys it has. The date and the commit stay
+    in the JSON document (``docs/benchmarks/NAME.json``): the page names the machine, its load
+    and the command that reproduces the figures."""
     command = result.get("command") or f"clv bench {name} --json docs/benchmarks/{name}.json"
-    text = "Measured"
-    if result.get("date"):
-        text += f" {fmt_date(result['date'])}"
-    if result.get("machine"):
-        text += f" on {result['machine']}"
-    clauses = [text if text != "Measured" else "Date and machine not recorded"]
+    clauses = [f"Measured on {result['machine']}" if result.get("machine")
+               else "Machine not recorded"]
     if result.get("load_average") is not None:
         load = f"load average {fmt_load(result['load_average'])} at start"
         if result.get("load_average_end") is not None:
             load += f" and {fmt_load(result['load_average_end'])} at the end"
         clauses.append(load)
-    clauses.append(f"commit {result['commit']}" if result.get("commit") else "commit unknown")
     if result.get("device"):
         clauses.append(f"device {result['device']}")
     return ", ".join(clauses) + f"; command: `{command}`."
