@@ -25,8 +25,6 @@ from clv_models.features import store as features
 from clv_models.models import CLVModel
 from clv_models.warehouse import contract
 
-#: What identifies a scored set (a scoring run replaces its own sets).
-SCORE_SET = ("as_of_date", "model_name", "model_version")
 SEGMENTS = ("new", "champions", "loyal", "at risk", "hibernating")
 NEW_CUSTOMER_DAYS = 90  # first order less than this many days before the as-of date
 LIKELY_BUYER = 0.5  # p_purchase at or above: expected to buy again in the horizon
@@ -155,7 +153,7 @@ def thresholds(scores: pd.DataFrame, net_revenue: np.ndarray) -> pd.DataFrame:
     segments, which the online endpoint ranks single predictions against."""
     high_value = high_value_threshold(net_revenue)
     rows = []
-    for (as_of, name, version), part in scores.groupby(list(SCORE_SET), sort=True):
+    for (as_of, name, version), part in scores.groupby(list(contract.SCORE_SET), sort=True):
         cuts = metrics.decile_cuts(part["predicted_clv"].to_numpy(), part["customer_id"])
         rows.append({"as_of_date": as_of, "model_name": name, "model_version": version,
                      "customers": len(part), "decile_cuts": json.dumps(cuts),

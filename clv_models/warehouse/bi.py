@@ -67,7 +67,6 @@ RECONCILIATION = "score_sets_unreconciled"
 #: Every table of a publication, in the order they are written.
 TABLES = ("clv_scores", "clv_scores_latest", contract.THRESHOLDS_TABLE, *BI_MODELS,
           "bi_publication")
-_SCORE_SET = ("as_of_date", "model_name", "model_version")
 
 
 class PublishError(CLVError, RuntimeError):
@@ -192,7 +191,7 @@ def _copy_tables(con: duckdb.DuckDBPyConnection, cfg: Config, publication_id: st
         raise NotBuiltError(f"no clv_scores in {warehouse_path}: run `clv build` (creates "
                                 "it empty) or `clv score`")
     con.execute("create table clv_scores as select * from warehouse.main.clv_scores "  # noqa: S608 - fixed names
-                f"order by {', '.join(_SCORE_SET)}, customer_id")
+                f"order by {', '.join(contract.SCORE_SET)}, customer_id")
     if "clv_scores_latest" not in present:
         raise NotBuiltError(f"no clv_scores_latest view in {warehouse_path}",
                             hint="run `clv build` (dbt creates the view)")
@@ -202,7 +201,8 @@ def _copy_tables(con: duckdb.DuckDBPyConnection, cfg: Config, publication_id: st
     con.execute(contract.ddl(warehouse_dir, contract.THRESHOLDS_TABLE))
     if contract.THRESHOLDS_TABLE in present:
         con.execute(f"insert into {contract.THRESHOLDS_TABLE} select * from "  # noqa: S608 - fixed names
-                    f"warehouse.main.{contract.THRESHOLDS_TABLE} order by {', '.join(_SCORE_SET)}")
+                    f"warehouse.main.{contract.THRESHOLDS_TABLE} "
+                    f"order by {', '.join(contract.SCORE_SET)}")
     missing = [t for t in BI_MODELS if t not in present]
     if len(missing) < len(BI_MODELS):
         _check_reconciled(con, present)

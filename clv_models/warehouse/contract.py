@@ -17,6 +17,8 @@ import yaml
 SOURCES_FILE = Path("models") / "staging" / "clv" / "_clv__sources.yml"
 SCORES_TABLE = "clv_scores"
 THRESHOLDS_TABLE = "clv_scoring_thresholds"
+#: What identifies a scored set in both tables (a scoring run replaces its own sets).
+SCORE_SET = ("as_of_date", "model_name", "model_version")
 
 
 @dataclass(frozen=True)
