@@ -7,6 +7,8 @@ VENV ?= .venv
 # Optional: a package index to take torch==2.13.0 from first (e.g. PyTorch's CPU-only index on a
 # machine without a local CPU wheel, where PyPI's Linux wheel is the multi-GB CUDA build).
 TORCH_INDEX ?=
+# Test processes: one per core (a module and its fixtures stay in one process).
+TEST_WORKERS ?= auto
 BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.runtime.stamp
 DEV := $(VENV)/.dev.stamp
@@ -28,10 +30,14 @@ endif
 	$(PIP) -e .
 	touch $(RUNTIME)
 
-$(DEV): $(RUNTIME)
-	@echo "== installing the developer tools (pytest, ruff, bandit, Redis client, fuzzers)"
+# One resolver pass for the runtime and the developer tools together.
+$(DEV): pyproject.toml setup.py | $(BIN)/python
+	@echo "== installing the runtime and the developer tools (pytest, ruff, bandit, Redis client, fuzzers): first time a few minutes"
+ifneq ($(TORCH_INDEX),)
+	$(PIP) torch==2.13.0 --index-url $(TORCH_INDEX)
+endif
 	$(PIP) -e '.[dev]'
-	touch $(DEV)
+	touch $(RUNTIME) $(DEV)
 
 demo: $(RUNTIME)
 	$(BIN)/clv run
@@ -39,7 +45,7 @@ demo: $(RUNTIME)
 test: $(DEV)
 	$(BIN)/ruff check .
 	$(BIN)/bandit -q -c pyproject.toml -r clv_models scripts feature_repo setup.py
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope
 
 test-fast: $(DEV)
 	$(BIN)/python -m pytest -m "not e2e"
