@@ -7,19 +7,19 @@ import os
 import sys
 from pathlib import Path
 
+# With several test processes on the machine (pytest -n, as `make test` runs), each keeps its
+# OpenMP pool (torch, XGBoost) to one thread: pools of every process spinning on the same
+# cores cost more than they parallelise. Set before anything imports torch (the imports below
+# do); subprocesses inherit it.
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
+
 import pytest
 from rich.console import Console
 
 from clv_models.core.config import Config, load_config
 from tests.harness import checksums
-
-# With several test processes on the machine (pytest -n, as `make test` runs), each keeps its
-# OpenMP pool (torch, XGBoost) to one thread: pools of every process spinning on the same
-# cores cost more than they parallelise. Set before any test imports torch; subprocesses
-# inherit it.
-if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 #: The repository root (the checkout the tests run from).
 REPO = Path(__file__).resolve().parents[1]
