@@ -17,7 +17,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from clv_models.core.config import Config
-from clv_models.evaluation import evaluation
+from clv_models.evaluation import backtest as backtests
+from clv_models.evaluation import champion, evaluation
 from clv_models.evaluation.report import (
     METRIC_COLUMNS,
     REFERENCE_NOTE,
@@ -150,7 +151,14 @@ class Pipeline:
 
             self.models = training.train(self.cfg, data, on_model=report, on_start=started,
                                          on_epoch=epoch)
-        self._done("train", start, f"{len(self.models)} models -> {self.cfg.models_dir}")
+        choice, blend = champion.choose(self.models, data)
+        champion.save(self.cfg, data, choice, blend)
+        self.models["blend"] = blend
+        weights = ", ".join(f"{n} {w:.2f}" for n, w in choice.weights.items() if w > 0)
+        self.console.print(f"  blend {blend.version} (weights: {weights or 'none'}); champion "
+                           f"at validation {choice.validation_date}: {choice.champion}")
+        self._done("train", start, f"{len(self.models)} models, champion {choice.champion} "
+                                   f"-> {self.cfg.models_dir}")
 
     def evaluate(self) -> None:
         start = time.perf_counter()
@@ -158,8 +166,10 @@ class Pipeline:
             with self.console.status("  retrieving the evaluation set through Feast"):
                 self.training_set = training.load_training_set(self.cfg)
         if self.models is None:
-            self.models = training.load_models(self.cfg)
-        self.report = evaluation.evaluate(self.cfg, self.training_set, self.models)
+            self.models = training.load_models(self.cfg, training.MODEL_NAMES + ("blend",))
+        choice = champion.load(self.cfg)
+        self.report = evaluation.evaluate(self.cfg, self.training_set, self.models,
+                                          champion=choice.champion)
         with self.console.status("  drawing the report"):
             self.html = write_html_report(self.report, self.cfg.reports_dir,
                                           attachments=self.report.paths)
@@ -167,6 +177,28 @@ class Pipeline:
         self._done("evaluate", start,
                    f"{self.report.customers:,} customers at {self.report.as_of_date} -> "
                    f"{self.html.latest}")
+
+    def backtest(self, cutoffs: int = 3, bootstrap: int = 200) -> backtests.BacktestResult:
+        """Rolling-origin backtest (:mod:`clv_models.evaluation.backtest`), printed and
+        written to ``reports/backtest.json``."""
+        start = time.perf_counter()
+        if self.training_set is None:
+            with self.console.status("  retrieving the training set through Feast"):
+                self.training_set = training.load_training_set(self.cfg)
+
+        def cutoff(i: int, split: training.Split) -> None:
+            self.console.print(f"  cutoff {i + 1}/{cutoffs}: {split.evaluation_date} (fit "
+                               f"{split.fit_dates[0]}..{split.fit_dates[-1]}, validation "
+                               f"{split.validation_date})")
+
+        result = backtests.run(self.cfg, self.training_set, cutoffs, bootstrap, on_cutoff=cutoff)
+        path = backtests.write(self.cfg, result)
+        self.console.print(backtest_table(result))
+        if (self.cfg.models_dir / champion.CHAMPION_FILE).exists():
+            self.evaluate()  # the report shows the backtest beside the evaluation
+        self._done("backtest", start, f"{cutoffs} cutoffs, champions "
+                   f"{', '.join(c['champion'] for c in result.cutoffs)} -> {path}")
+        return result
 
     def score(self, as_of: dt.date | None = None) -> None:
         start = time.perf_counter()
@@ -236,6 +268,29 @@ class Pipeline:
             f"registry and online store {c.feast_dir}; models {c.models_dir}; reports "
             f"{c.reports_dir}")
         self.console.print(what_next(c, self.html))
+
+
+def backtest_table(result: backtests.BacktestResult) -> Table:
+    """Each model's mean metric over the cutoffs (± spread) and its difference to the
+    reference with the 95 % paired bootstrap interval."""
+    table = Table(title=f"backtest over {len(result.cutoffs)} cutoffs "
+                        f"(difference to {result.reference}, 95 % bootstrap interval)")
+    table.add_column("model")
+    shown = ("rmse", "mae", "normalized_gini", "top_decile_capture")
+    for m in shown:
+        table.add_column(m, justify="right")
+    table.add_column("total_ratio", justify="right")
+    for row in result.summary:
+        cells = []
+        for m in shown:
+            cell = f"{row[f'{m}_mean']:.3f} ± {row[f'{m}_std']:.3f}"
+            if row["model"] != result.reference and f"{m}_diff_low" in row:
+                cell += (f"\n{row[f'{m}_diff']:+.3f} [{row[f'{m}_diff_low']:+.3f}, "
+                         f"{row[f'{m}_diff_high']:+.3f}]")
+            cells.append(cell)
+        cells.append(f"{row['total_ratio_mean']:.3f}")
+        table.add_row(row["model"], *cells)
+    return table
 
 
 def what_next(cfg: Config, html: HtmlReport | None) -> str:

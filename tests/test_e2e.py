@@ -66,7 +66,9 @@ def test_both_models_beat_the_naive_baseline(pipeline_run):
         assert 0.5 < table.loc[model, "total_ratio"] < 1.5
     report = json.loads((pipeline_run.cfg.reports_dir / "evaluation.json").read_text())
     assert {r["model"] for r in report["rows"]} == {"naive", "bgnbd_gg", "xgboost", "deep_ziln",
-                                                   "oracle"}
+                                                   "blend", "oracle"}
+    # the champion, chosen on the validation date, is marked in its row
+    assert [r["model"] for r in report["rows"] if r["champion"]] == [report["champion"]]
     latest = pipeline_run.cfg.reports_dir / "latest"
     page = (latest / "index.html").read_text()
     assert pipeline_run.html.index.read_text() == page
@@ -103,7 +105,8 @@ def test_saved_models_reload_without_pickle_and_predict_the_same(pipeline_run):
     for name, model in pipeline_run.models.items():
         meta = json.loads((cfg.models_dir / name / "metadata.json").read_text())
         assert (meta["feature_names"] == data.columns(meta["feature_service"])
-                or name in ("naive", "bgnbd_gg"))
+                or name in ("naive", "bgnbd_gg", "blend"))
+        assert set(meta["feature_names"]) <= set(data.columns(meta["feature_service"]))
         assert meta["training_fingerprint"] == data.fingerprint()
         again = load_model(cfg.models_dir / name)
         assert again.version == model.version

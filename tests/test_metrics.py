@@ -51,7 +51,7 @@ def test_evaluate_collects_every_design_metric():
     actual = np.array([0.0, 0.0, 10.0, 30.0, 0.0, 5.0, 0.0, 0.0, 2.0, 1.0])
     pred = np.array([1.0, 2.0, 8.0, 20.0, 0.5, 6.0, 1.0, 0.0, 1.0, 2.0])
     m = metrics.evaluate(actual, pred, p_purchase=pred / 20)
-    assert set(m) == set(metrics.METRIC_KEYS)
+    assert set(m) == {*metrics.METRIC_KEYS, *metrics.QUANTILE_KEYS}
     assert m["mae"] == pytest.approx(np.abs(pred - actual).mean())
     assert m["rmse"] == pytest.approx(np.sqrt(((pred - actual) ** 2).mean()))
     assert m["total_ratio"] == pytest.approx(41.5 / 48)
@@ -106,3 +106,15 @@ def test_calibration_table_by_hand():
     assert list(table["customers"]) == [1, 2, 2]  # p = 1 falls in the last bin
     assert list(table["mean_predicted"]) == pytest.approx([0.05, 0.135, 0.975])
     assert list(table["observed_rate"]) == pytest.approx([0.0, 0.5, 1.0])
+
+
+def test_median_mae_and_interval_coverage():
+    actual = np.array([0.0, 10.0, 20.0, 30.0, 100.0])
+    p10, p50, p90 = np.zeros(5), np.full(5, 15.0), np.full(5, 25.0)
+    scores = metrics.quantile_scores(actual, p10, p50, p90)
+    assert scores["coverage_80"] == pytest.approx(3 / 5)  # 0, 10, 20 inside [0, 25]
+    assert scores["mae_p50"] == pytest.approx((15 + 5 + 5 + 15 + 85) / 5)
+    without = metrics.evaluate(actual, np.full(5, 30.0))
+    assert np.isnan(without["mae_p50"]) and np.isnan(without["coverage_80"])
+    full = metrics.evaluate(actual, np.full(5, 30.0), quantiles=(p10, p50, p90))
+    assert full["coverage_80"] == scores["coverage_80"]

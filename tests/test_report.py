@@ -148,3 +148,20 @@ def test_xgboost_stores_mean_abs_shap_importance_at_fit_time(tmp_path):
     assert importance["strong"] > importance["weak"] > 0
     model.save(tmp_path / "xgb")
     assert load_model(tmp_path / "xgb").metadata["feature_importance"] == pytest.approx(importance)
+
+
+def test_backtest_summary_and_the_champion_are_on_the_page(tmp_path):
+    report = make_report(predictions(["naive", "bgnbd_gg"]))
+    report.rows[1]["champion"] = True
+    report.rows[1]["reference"] = True
+    assert "No backtest yet" in write_html_report(report, tmp_path, run_id="a",
+                                                  now=NOW).index.read_text()
+    report.backtest = {
+        "reference": "bgnbd_gg",
+        "cutoffs": [{"cutoff": "2025-01-01", "champion": "bgnbd_gg"}],
+        "summary": [{"model": "bgnbd_gg", "rmse_mean": 10.0, "rmse_std": 1.0},
+                    {"model": "naive", "rmse_mean": 12.5, "rmse_std": 0.5, "rmse_diff": 2.5,
+                     "rmse_diff_low": 1.25, "rmse_diff_high": 3.75}]}
+    page = write_html_report(report, tmp_path, run_id="b", now=NOW).index.read_text()
+    assert "bgnbd_gg * (champion)" in page
+    assert "+2.500 [+1.250, +3.750]" in page and "2025-01-01 (bgnbd_gg)" in page

@@ -242,7 +242,8 @@ def cross_fit(cfg: Config, frame: pd.DataFrame, services: dict[str, list[str]],
             start = time.perf_counter()
             model = models[name]
             cols = _service_columns(services, model.feature_service)
-            model.fit(frame.loc[fit, cols], y[fit], frame.loc[val, cols], y[val])
+            fit_cols = [*cols, "as_of_date"] if model.takes_dates else cols
+            model.fit(frame.loc[fit, fit_cols], y[fit], frame.loc[val, cols], y[val])
             pred = model.predict(frame.loc[test, cols])
             clv[name][test] = pred.predicted_clv
             prob[name][test] = pred.p_purchase

@@ -112,7 +112,8 @@ def feature_ceiling(cfg: Config, data: training.TrainingSet,
     targets = oracle["expected_net_revenue"].to_numpy(dtype=float)
     y_fit, y_val = targets[:len(fit)], targets[len(fit):]
     cols = data.columns("clv_v1")
-    model = XGBoostCLV(cfg.xgboost, seed=cfg.seed).fit(fit[cols], y_fit, val[cols], y_val)
+    model = XGBoostCLV(cfg.xgboost, seed=cfg.seed, horizon_days=cfg.horizon_days).fit(
+        fit[[*cols, "as_of_date"]], y_fit, val[cols], y_val)
     predicted = model.predict(ev[cols]).predicted_clv
     report.predictions[CEILING] = Prediction(predicted_clv=predicted,
                                              p_purchase=np.full(len(ev), np.nan))

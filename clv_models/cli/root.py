@@ -54,6 +54,6 @@ def main(ctx: click.Context, config_path: Path | None, data_dir: Path | None,
 
 
 for command in (chain.run, data.generate, data.import_, chain.build, chain.features, chain.train,
-                chain.evaluate, chain.score, chain.publish, serving.serve, serving.push_event,
-                bench.bench, chain.env):
+                chain.evaluate, chain.backtest, chain.score, chain.publish, serving.serve,
+                serving.push_event, bench.bench, chain.env):
     main.add_command(command)

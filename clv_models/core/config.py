@@ -125,6 +125,9 @@ class XGBoostConfig:
     tweedie_variance_power: float = 1.5
     early_stopping_rounds: int = 40
     n_jobs: int = 0  # 0 = all cores
+    # BG/NBD + Gamma-Gamma quantities per customer and as-of date as extra inputs
+    # (clv_models.models.btyd.BTYDInputs).
+    btyd_inputs: bool = True
 
 
 @dataclass

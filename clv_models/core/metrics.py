@@ -19,6 +19,8 @@ from scipy import stats
 
 METRIC_KEYS = ("mae", "rmse", "spearman", "normalized_gini", "top_decile_capture",
                "decile_mape", "total_ratio", "auc")
+#: The metrics of models with quantiles (:func:`quantile_scores`; NaN for the others).
+QUANTILE_KEYS = ("mae_p50", "coverage_80")
 
 
 def _as_float(x: np.ndarray | pd.Series) -> np.ndarray:
@@ -239,9 +241,22 @@ def calibration_table(positive: np.ndarray, probability: np.ndarray,
                          "observed_rate": rate[keep]})
 
 
+def quantile_scores(actual: np.ndarray, p10: np.ndarray | None, p50: np.ndarray | None,
+                    p90: np.ndarray | None) -> dict[str, float]:
+    """MAE of the median forecast ``clv_p50`` (the forecast MAE rewards) and the coverage of
+    the 80 % interval: the share of actuals inside ``[clv_p10, clv_p90]`` (target 0.80). NaN
+    for a model without those quantiles."""
+    actual = _as_float(actual)
+    mae_p50 = float("nan") if p50 is None else float(np.abs(_as_float(p50) - actual).mean())
+    coverage = float("nan")
+    if p10 is not None and p90 is not None:
+        coverage = float(((actual >= _as_float(p10)) & (actual <= _as_float(p90))).mean())
+    return {"mae_p50": mae_p50, "coverage_80": coverage}
+
+
 def evaluate(
     actual: np.ndarray, predicted: np.ndarray, p_purchase: np.ndarray | None = None,
-    purchased: np.ndarray | None = None,
+    purchased: np.ndarray | None = None, quantiles: tuple | None = None,
 ) -> dict[str, float]:
     """All the contract's metrics (docs/contracts.md) for one model on one set of customers.
 
@@ -256,6 +271,9 @@ def evaluate(
     purchased
         Whether each customer purchased in the horizon (the AUC's target). Defaults to
         ``actual > 0``, which misses buyers whose refunds cancelled their spend.
+    quantiles
+        ``(clv_p10, clv_p50, clv_p90)`` (each may be None): adds ``mae_p50`` and
+        ``coverage_80`` (:func:`quantile_scores`), NaN without them.
     """
     actual, predicted = _as_float(actual), _as_float(predicted)
     err = predicted - actual
@@ -270,4 +288,5 @@ def evaluate(
         "total_ratio": float(predicted.sum() / actual.sum()),
         "auc": float("nan") if p_purchase is None else roc_auc(
             actual > 0 if purchased is None else purchased, p_purchase),
+        **quantile_scores(actual, *(quantiles or (None, None, None))),
     }

@@ -48,6 +48,7 @@ class EvaluationReport:
     purchased: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     predictions: dict[str, Prediction] = field(default_factory=dict)
     feature_importance: dict[str, dict[str, float]] = field(default_factory=dict)
+    backtest: dict[str, Any] | None = None
 
     def table(self) -> pd.DataFrame:
         return pd.DataFrame(self.rows).set_index("model")
@@ -105,8 +106,12 @@ def split_summary(data: TrainingSet) -> dict[str, Any]:
             "rows": {part: len(data.part(part)) for part in ("fit", "validation", "evaluation")}}
 
 
-def evaluate(cfg: Config, data: TrainingSet, models: dict[str, CLVModel]) -> EvaluationReport:
+def evaluate(cfg: Config, data: TrainingSet, models: dict[str, CLVModel],
+             champion: str | None = None) -> EvaluationReport:
     """Score every model on the evaluation rows and write the report files.
+
+    ``champion`` (chosen on the validation rows, :mod:`clv_models.evaluation.champion`) is
+    marked in its row (``"champion": true``); the evaluation rows take no part in the choice.
 
     Writes ``reports/evaluation.json`` (metrics, split, model versions) and
     ``reports/deciles.csv`` under the data directory.
@@ -126,17 +131,21 @@ def evaluate(cfg: Config, data: TrainingSet, models: dict[str, CLVModel]) -> Eva
             report.feature_importance[name] = {k: float(v) for k, v in importance.items()}
         report.rows.append({"model": name, "model_version": model.version,
                             "reference": name in REFERENCE_MODELS,
+                            "champion": name == champion,
                             **metrics.evaluate(y, pred.predicted_clv, pred.p_purchase,
-                                               purchased)})
+                                               purchased, pred.quantiles)})
         report.deciles[name] = metrics.decile_table(y, pred.predicted_clv)
     oracle = oracle_rows(cfg, rows)
     if oracle is not None:
         o_pred, o_prob = (oracle[c].to_numpy() for c in ("expected_net_revenue", "p_purchase"))
         report.predictions["oracle"] = Prediction(predicted_clv=o_pred, p_purchase=o_prob)
         report.rows.append({"model": "oracle", "model_version": "ground-truth",
-                            "reference": True,
+                            "reference": True, "champion": False,
                             **metrics.evaluate(y, o_pred, o_prob, purchased)})
         report.deciles["oracle"] = metrics.decile_table(y, o_pred)
+    backtest = cfg.resolved().reports_dir / "backtest.json"  # clv backtest's latest result
+    if backtest.exists():
+        report.backtest = json.loads(backtest.read_text())
     report.paths = write_report(cfg, data, report)
     return report
 
@@ -145,7 +154,9 @@ def write_report(cfg: Config, data: TrainingSet, report: EvaluationReport) -> li
     out = cfg.resolved().reports_dir
     out.mkdir(parents=True, exist_ok=True)
     payload = {
-        "evaluation_date": str(report.as_of_date), "horizon_days": cfg.horizon_days,
+        "evaluation_date": str(report.as_of_date),
+        "champion": next((r["model"] for r in report.rows if r.get("champion")), None),
+        "horizon_days": cfg.horizon_days,
         "customers": report.customers, "actual_total": report.actual_total,
         "split": report.split or split_summary(data), "data_source": report.data_source,
         "rows": [{k: (None if isinstance(v, float) and np.isnan(v) else v)

@@ -46,7 +46,8 @@ if TYPE_CHECKING:
 #: Metric key -> column label, in the order the terminal table and the HTML page show them.
 METRIC_COLUMNS = {"normalized_gini": "norm. Gini", "spearman": "Spearman", "mae": "MAE",
                   "rmse": "RMSE", "decile_mape": "decile MAPE", "top_decile_capture": "top 10%",
-                  "total_ratio": "pred/actual", "auc": "AUC"}
+                  "total_ratio": "pred/actual", "auc": "AUC", "mae_p50": "MAE of p50",
+                  "coverage_80": "p10-p90 coverage"}
 REFERENCE_NOTE = ("* reference rows: naive = historical spend rate; bgnbd_gg = BG/NBD + "
                   "Gamma-Gamma (maximum likelihood); oracle = expected value under the true "
                   "parameters (generated data only)")
@@ -365,7 +366,8 @@ def render_html(report: EvaluationReport, figures: dict[str, tuple[str, str]], r
                    _count(rows_per_part.get("validation"))),
                   ("evaluation", split.get("evaluation_date", report.as_of_date),
                    _count(rows_per_part.get("evaluation", report.customers)))]
-    metric_rows = [[r["model"] + (" *" if r.get("reference") else ""), r.get("model_version", ""),
+    metric_rows = [[r["model"] + (" *" if r.get("reference") else "")
+                    + (" (champion)" if r.get("champion") else ""), r.get("model_version", ""),
                     *[format_metric(r.get(k)) for k in METRIC_COLUMNS]] for r in report.rows]
     decile_tables = "".join(
         f"<div><h3>{_e(name)}</h3>"
@@ -378,6 +380,7 @@ def render_html(report: EvaluationReport, figures: dict[str, tuple[str, str]], r
                      if r["model"] not in report.feature_importance]
     importance_note = (f'<p class="note">Without a global feature importance: '
                        f'{_e(", ".join(no_importance))}.</p>' if no_importance else "")
+    backtest = backtest_section(report.backtest)
     link_items = "".join(f'<li><a href="{_e(f)}">{_e(f)}</a></li>' for f in links)
     title = f"CLV evaluation at {report.as_of_date}"
     return f"""<!DOCTYPE html>
@@ -395,6 +398,7 @@ def render_html(report: EvaluationReport, figures: dict[str, tuple[str, str]], r
 {_table(["part", "as-of date(s)", "rows"], split_rows)}
 <h2>Metrics</h2>
 {_table(["model", "version", *METRIC_COLUMNS.values()], metric_rows, caption=REFERENCE_NOTE)}
+{backtest}
 <h2>Gain curve</h2>
 {_img(figures, "gain", "gain curve: share of actual value by share of customers")}
 <h2>Deciles</h2>
@@ -410,6 +414,36 @@ def render_html(report: EvaluationReport, figures: dict[str, tuple[str, str]], r
 </body>
 </html>
 """
+
+
+#: Metrics of the backtest table, with their direction.
+BACKTEST_COLUMNS = {"rmse": "RMSE", "mae": "MAE", "normalized_gini": "norm. Gini",
+                    "top_decile_capture": "top 10%"}
+
+
+def backtest_section(backtest: dict | None) -> str:
+    """The ``clv backtest`` summary as a table: mean ± spread over the cutoffs, and the
+    difference to the reference with its 95 % bootstrap interval."""
+    if not backtest:
+        return ('<h2>Backtest</h2><p class="note">No backtest yet: run <code>clv backtest'
+                '</code> for every model at successive cutoffs.</p>')
+    ref = backtest.get("reference", "")
+    rows = []
+    for r in backtest.get("summary", []):
+        cells = [r["model"]]
+        for key in BACKTEST_COLUMNS:
+            mean, std = r.get(f"{key}_mean"), r.get(f"{key}_std")
+            cell = f"{format_metric(mean)} ± {format_metric(std)}"
+            if r["model"] != ref and r.get(f"{key}_diff_low") is not None:
+                cell += (f"; {r[f'{key}_diff']:+.3f} [{r[f'{key}_diff_low']:+.3f}, "
+                         f"{r[f'{key}_diff_high']:+.3f}]")
+            cells.append(cell)
+        rows.append(cells)
+    cutoffs = ", ".join(f"{c['cutoff']} ({c['champion']})" for c in backtest.get("cutoffs", []))
+    return ("<h2>Backtest</h2>"
+            + _table(["model", *BACKTEST_COLUMNS.values()], rows,
+                     caption=f"mean ± standard deviation over the cutoffs; difference to {ref} "
+                             f"[95 % paired bootstrap interval]. Cutoffs (champion): {cutoffs}"))
 
 
 def _count(n: int | None) -> str:

@@ -7,10 +7,11 @@ them alike.
 """
 
 from clv_models.models.base import CLVModel, Prediction, load_model
+from clv_models.models.blend import BlendCLV
 from clv_models.models.btyd import BGNBDGammaGammaCLV
 from clv_models.models.deep import DeepCLV
 from clv_models.models.naive import NaiveCLV
 from clv_models.models.xgb import XGBoostCLV
 
-__all__ = ["BGNBDGammaGammaCLV", "CLVModel", "DeepCLV", "NaiveCLV", "Prediction", "XGBoostCLV",
-           "load_model"]
+__all__ = ["BGNBDGammaGammaCLV", "BlendCLV", "CLVModel", "DeepCLV", "NaiveCLV", "Prediction",
+           "XGBoostCLV", "load_model"]

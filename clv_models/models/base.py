@@ -73,6 +73,11 @@ class Prediction:
     clv_p90: np.ndarray | None = None
     top_drivers: list[str | None] | None = None
 
+    @property
+    def quantiles(self) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+        """``(clv_p10, clv_p50, clv_p90)``."""
+        return self.clv_p10, self.clv_p50, self.clv_p90
+
 
 class CLVModel:
     """Base class: predicts net revenue over the horizon from a feature frame.
@@ -86,6 +91,9 @@ class CLVModel:
     # The Feast feature service of the model's input set (training retrieval and online reads
     # use it; saved as metadata["feature_service"]). clv_v1: the numeric tabular features.
     feature_service: ClassVar[str] = "clv_v1"
+    # Whether ``fit`` takes the training rows' ``as_of_date`` column beside the features (to
+    # fit something per as-of date; never an input of the model itself).
+    takes_dates: ClassVar[bool] = False
     feature_names: list[str]
     metadata: dict[str, Any]
 

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from scipy import integrate, optimize, special
 
-from clv_models.models.base import CLVModel, Prediction
+from clv_models.models.base import CLVModel, Features, Prediction, n_rows
 
 log = logging.getLogger(__name__)
 
@@ -215,8 +215,9 @@ def _given_alive(params: BGNBDParams, t: float, x: np.ndarray, T: np.ndarray) ->
     """E[purchases in (T, T+t] | alive at T, x, T] in the Euler-transformed closed form."""
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
     z = t / (alpha + T + t)
-    hyp = special.hyp2f1(a + b - 1 - r, a - 1, a + b + x - 1, z)
-    out = (a + b + x - 1) / (a - 1) * (1.0 - (1.0 - z) ** (a - 1) * hyp)
+    with np.errstate(invalid="ignore", over="ignore"):  # non-finite rows are redone below
+        hyp = special.hyp2f1(a + b - 1 - r, a - 1, a + b + x - 1, z)
+        out = (a + b + x - 1) / (a - 1) * (1.0 - (1.0 - z) ** (a - 1) * hyp)
     bad = ~np.isfinite(out) | (out < 0)
     if np.any(bad):
         out = out.copy()
@@ -400,9 +401,10 @@ class BGNBDGammaGammaCLV(CLVModel):
         mean = self.gamma_gamma.mean_spend
         return mean if np.isfinite(mean) else float(self.fallback_mean_spend or 0.0)
 
-    def predict(self, X: pd.DataFrame, explain: bool = False) -> Prediction:
-        """Expected spend and purchase probability over ``horizon_days``; no drivers, no
-        quantiles (``explain`` is accepted for the common interface)."""
+    def components(self, X: Features) -> dict[str, np.ndarray]:
+        """The BTYD quantities of each row over ``horizon_days``: ``p_alive``,
+        ``expected_purchases``, ``expected_spend`` (per purchase day), ``predicted_clv``
+        (their product) and ``p_purchase``."""
         if self.bgnbd is None or self.gamma_gamma is None:
             raise RuntimeError("BGNBDGammaGammaCLV: fit or load the model before predicting")
         freq, rec, age, money = self._check_features(X).T
@@ -411,20 +413,124 @@ class BGNBDGammaGammaCLV(CLVModel):
         purchases = bgnbd_expected_purchases(self.bgnbd, h, x, tx, T)
         spend = gamma_gamma_expected_spend(self.gamma_gamma, x, money,
                                            fallback_mean=self.fallback_mean_spend)
-        return Prediction(predicted_clv=purchases * spend,
-                          p_purchase=bgnbd_p_purchase(self.bgnbd, h, x, tx, T))
+        return {"p_alive": bgnbd_prob_alive(self.bgnbd, x, tx, T),
+                "expected_purchases": purchases, "expected_spend": spend,
+                "predicted_clv": purchases * spend,
+                "p_purchase": bgnbd_p_purchase(self.bgnbd, h, x, tx, T)}
 
-    def _save_weights(self, directory: Path) -> None:
+    def predict(self, X: Features, explain: bool = False) -> Prediction:
+        """Expected spend and purchase probability over ``horizon_days``; no drivers, no
+        quantiles (``explain`` is accepted for the common interface)."""
+        parts = self.components(X)
+        return Prediction(predicted_clv=parts["predicted_clv"], p_purchase=parts["p_purchase"])
+
+    def state(self) -> dict:
+        """The fitted parameters as JSON-ready data (:meth:`from_state` reads them back)."""
         if self.bgnbd is None or self.gamma_gamma is None:
             raise RuntimeError("BGNBDGammaGammaCLV: nothing to save before fit")
-        payload = {"horizon_days": self.horizon_days, "bgnbd": asdict(self.bgnbd),
-                   "gamma_gamma": asdict(self.gamma_gamma),
-                   "fallback_mean_spend": self.fallback_mean_spend}
-        (directory / WEIGHTS_FILE).write_text(json.dumps(payload, indent=2, sort_keys=True))
+        return {"horizon_days": self.horizon_days, "bgnbd": asdict(self.bgnbd),
+                "gamma_gamma": asdict(self.gamma_gamma),
+                "fallback_mean_spend": self.fallback_mean_spend}
+
+    @classmethod
+    def from_state(cls, state: dict) -> BGNBDGammaGammaCLV:
+        """A fitted model from :meth:`state`'s data."""
+        model = cls(int(state["horizon_days"]))
+        model.bgnbd = BGNBDParams(**state["bgnbd"])
+        model.gamma_gamma = GammaGammaParams(**state["gamma_gamma"])
+        model.fallback_mean_spend = state.get("fallback_mean_spend")
+        return model
+
+    def _save_weights(self, directory: Path) -> None:
+        (directory / WEIGHTS_FILE).write_text(json.dumps(self.state(), indent=2, sort_keys=True))
 
     def _load_weights(self, directory: Path) -> None:
         payload = json.loads((directory / WEIGHTS_FILE).read_text())
+        fitted = self.from_state(payload)
         self.horizon_days = int(self.metadata.get("horizon_days", payload["horizon_days"]))
-        self.bgnbd = BGNBDParams(**payload["bgnbd"])
-        self.gamma_gamma = GammaGammaParams(**payload["gamma_gamma"])
-        self.fallback_mean_spend = payload.get("fallback_mean_spend")
+        self.bgnbd, self.gamma_gamma = fitted.bgnbd, fitted.gamma_gamma
+        self.fallback_mean_spend = fitted.fallback_mean_spend
+
+
+# -- BTYD quantities as inputs of the learned models ---------------------------------------------
+#: The columns :class:`BTYDInputs` adds to a learned model's inputs.
+BTYD_INPUTS = ["btyd_p_alive", "btyd_expected_purchases", "btyd_expected_spend", "btyd_clv"]
+#: The as-of date column a training frame may carry beside the features (one cross-section per
+#: date); models never take it as an input.
+DATE_COLUMN = "as_of_date"
+
+
+class BTYDInputs:
+    """BG/NBD + Gamma-Gamma quantities per customer and as-of date, as inputs of a learned model.
+
+    A BTYD model is fitted on each as-of date's cross-section of histories (events before that
+    date, no label), and gives every customer of that date P(alive), the expected purchase days
+    in the horizon, the expected spend per purchase day and their product. The learned model
+    then starts from the BTYD forecast and learns what it misses (seasonality, returns,
+    engagement) instead of rediscovering the purchase process from few rows.
+
+    Rows without an as-of date (scoring, the online endpoint) use the parameters of the latest
+    cross-section seen in :meth:`fit_transform` (the validation date in training), as the
+    ``bgnbd_gg`` reference model does.
+
+    Parameters
+    ----------
+    horizon_days
+        The prediction horizon in days.
+    """
+
+    def __init__(self, horizon_days: int) -> None:
+        self.horizon_days = horizon_days
+        self.latest: BGNBDGammaGammaCLV | None = None
+
+    def _fit(self, rows: Features) -> BGNBDGammaGammaCLV | None:
+        level = log.level
+        log.setLevel(logging.ERROR)  # early cross-sections are small: no warning per date
+        try:
+            return BGNBDGammaGammaCLV(self.horizon_days).fit(rows)
+        except ValueError:  # no repeat buyer in this cross-section: nothing to fit
+            return None
+        finally:
+            log.setLevel(level)
+
+    def _values(self, model: BGNBDGammaGammaCLV | None, X: Features) -> np.ndarray:
+        if model is None:
+            return np.full((n_rows(X), len(BTYD_INPUTS)), np.nan)
+        parts = model.components(X)
+        return np.column_stack([parts["p_alive"], parts["expected_purchases"],
+                                parts["expected_spend"], parts["predicted_clv"]])
+
+    def fit_transform(self, X: pd.DataFrame, latest: pd.DataFrame | None = None) -> np.ndarray:
+        """The inputs of each row of ``X``, fitted per as-of date (:data:`DATE_COLUMN`).
+
+        ``latest`` (the validation cross-section) becomes the stored fit used for rows without
+        a date; without it, the latest date of ``X``.
+        """
+        out = np.full((len(X), len(BTYD_INPUTS)), np.nan)
+        if DATE_COLUMN in X.columns:
+            dates = X[DATE_COLUMN].to_numpy()
+            for date in sorted(set(dates)):
+                idx = np.flatnonzero(dates == date)
+                model = self._fit(X.iloc[idx])
+                out[idx] = self._values(model, X.iloc[idx])
+                if model is not None:
+                    self.latest = model
+        if latest is not None and len(latest):
+            self.latest = self._fit(latest) or self.latest
+        if DATE_COLUMN not in X.columns:
+            self.latest = self.latest or self._fit(X)
+            out = self._values(self.latest, X)
+        return out
+
+    def transform(self, X: Features) -> np.ndarray:
+        """The inputs of each row of ``X`` with the stored fit."""
+        return self._values(self.latest, X)
+
+    def state(self) -> dict | None:
+        return None if self.latest is None else self.latest.state()
+
+    @classmethod
+    def from_state(cls, horizon_days: int, state: dict | None) -> BTYDInputs:
+        inputs = cls(horizon_days)
+        inputs.latest = None if state is None else BGNBDGammaGammaCLV.from_state(state)
+        return inputs

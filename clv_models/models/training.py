@@ -142,9 +142,34 @@ def build_models(cfg: Config) -> dict[str, CLVModel]:
     return {
         "naive": NaiveCLV(horizon_days=cfg.horizon_days),
         "bgnbd_gg": BGNBDGammaGammaCLV(horizon_days=cfg.horizon_days),
-        "xgboost": XGBoostCLV(cfg.xgboost, seed=cfg.seed),
+        "xgboost": XGBoostCLV(cfg.xgboost, seed=cfg.seed, horizon_days=cfg.horizon_days),
         "deep_ziln": DeepCLV(cfg.deep, seed=cfg.seed),
     }
+
+
+def fit_models(cfg: Config, data: TrainingSet, names: tuple[str, ...] = MODEL_NAMES,
+               on_start: Callable[[str], None] | None = None,
+               on_epoch: Callable[[EpochProgress], None] | None = None,
+               ) -> dict[str, CLVModel]:
+    """Fresh models fitted on ``data``'s fit rows (early stopping on its validation rows).
+
+    Nothing is saved (:func:`train` saves; backtests refit at each cutoff). A model that
+    :attr:`~clv_models.models.base.CLVModel.takes_dates` gets the rows' ``as_of_date`` too.
+    """
+    fit, val = data.part("fit"), data.part("validation")
+    models = build_models(cfg)
+    if on_epoch is not None:
+        models["deep_ziln"].on_epoch = on_epoch
+    out: dict[str, CLVModel] = {}
+    for name in names:
+        model = models[name]
+        if on_start:
+            on_start(name)
+        cols = data.columns(model.feature_service)  # the model's own input set
+        X = fit[[*cols, "as_of_date"]] if model.takes_dates else fit[cols]
+        model.fit(X, fit[TARGET].to_numpy(), val[cols], val[TARGET].to_numpy())
+        out[name] = model
+    return out
 
 
 def train(cfg: Config, data: TrainingSet, names: tuple[str, ...] = MODEL_NAMES,
@@ -162,31 +187,29 @@ def train(cfg: Config, data: TrainingSet, names: tuple[str, ...] = MODEL_NAMES,
     on_epoch
         Called after each epoch of the deep model (:class:`EpochProgress`).
     """
-    fit, val = data.part("fit"), data.part("validation")
-    models = build_models(cfg)
-    if on_epoch is not None:
-        models["deep_ziln"].on_epoch = on_epoch
-    out: dict[str, CLVModel] = {}
     fingerprint = data.fingerprint()
-    for name in names:
-        model = models[name]
-        if on_start:
-            on_start(name)
-        cols = data.columns(model.feature_service)  # the model's own input set
-        model.fit(fit[cols], fit[TARGET].to_numpy(), val[cols], val[TARGET].to_numpy())
-        model.save(cfg.models_dir / name, extra={
-            "feature_service": model.feature_service,
-            "horizon_days": cfg.horizon_days, "training_fingerprint": fingerprint,
-            "fit_dates": [str(d) for d in data.split.fit_dates],
-            "validation_date": str(data.split.validation_date),
-            "evaluation_date": str(data.split.evaluation_date),
-            "fit_rows": len(fit), "validation_rows": len(val),
-            "trained_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        })
+    out: dict[str, CLVModel] = {}
+    for name in names:  # one at a time, so progress shows each model as it is saved
+        model = fit_models(cfg, data, (name,), on_start, on_epoch)[name]
+        model.save(cfg.models_dir / name, extra=training_metadata(cfg, data, model, fingerprint))
         out[name] = model
         if on_model:
             on_model(name, model)
     return out
+
+
+def training_metadata(cfg: Config, data: TrainingSet, model: CLVModel,
+                      fingerprint: str) -> dict:
+    """What a saved model records about its training: input set, horizon, split, rows."""
+    return {
+        "feature_service": model.feature_service,
+        "horizon_days": cfg.horizon_days, "training_fingerprint": fingerprint,
+        "fit_dates": [str(d) for d in data.split.fit_dates],
+        "validation_date": str(data.split.validation_date),
+        "evaluation_date": str(data.split.evaluation_date),
+        "fit_rows": len(data.part("fit")), "validation_rows": len(data.part("validation")),
+        "trained_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
 
 
 def load_models(cfg: Config, names: tuple[str, ...] = MODEL_NAMES) -> dict[str, CLVModel]:

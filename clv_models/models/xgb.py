@@ -10,6 +10,8 @@ import xgboost as xgb
 
 from clv_models.core.config import XGBoostConfig
 from clv_models.models.base import CLVModel, Features, Prediction, top_drivers
+from clv_models.models.btyd import BTYD_INPUTS, DATE_COLUMN, BTYDInputs
+from clv_models.models.btyd import FEATURES as BTYD_FEATURES
 
 #: Validation rows (at most) whose SHAP values give the global feature importance at fit time.
 IMPORTANCE_ROWS = 5_000
@@ -23,21 +25,42 @@ class XGBoostCLV(CLVModel):
     exactly that shape and predicts the mean. A second model (logistic) gives ``p_purchase``.
     Both stop early on the validation set (a later as-of date than the training rows).
 
+    With ``params.btyd_inputs`` the trees also see the BG/NBD + Gamma-Gamma forecast of each
+    row (:class:`~clv_models.models.btyd.BTYDInputs`, fitted per as-of date on the history
+    before it), so on little data they refine the BTYD forecast instead of relearning it.
+
     Parameters
     ----------
     params
         Hyper-parameters; see :class:`clv_models.core.config.XGBoostConfig`.
     seed
         Random seed (XGBoost's ``hist`` method is deterministic for a seed on CPU).
+    horizon_days
+        The prediction horizon (of the BTYD inputs).
     """
 
     name = "xgboost"
+    takes_dates = True
 
-    def __init__(self, params: XGBoostConfig | None = None, seed: int = 0) -> None:
+    def __init__(self, params: XGBoostConfig | None = None, seed: int = 0,
+                 horizon_days: int = 180) -> None:
         self.params = params or XGBoostConfig()
         self.seed = seed
+        self.horizon_days = horizon_days
         self.feature_names: list[str] = []
+        self.btyd: BTYDInputs | None = None
         self.metadata = {}
+
+    @property
+    def input_names(self) -> list[str]:
+        """The trees' input columns: the features, then the BTYD inputs when used."""
+        return self.feature_names + (BTYD_INPUTS if self.btyd is not None else [])
+
+    def _matrix(self, X: Features, btyd: np.ndarray | None = None) -> np.ndarray:
+        values = self._check_features(X)
+        if self.btyd is None:
+            return values
+        return np.hstack([values, self.btyd.transform(X) if btyd is None else btyd])
 
     def _params(self, objective: str) -> dict:
         p = self.params
@@ -53,8 +76,8 @@ class XGBoostCLV(CLVModel):
 
     def _train(self, objective: str, X: pd.DataFrame, y: np.ndarray, X_val: pd.DataFrame,
                y_val: np.ndarray) -> xgb.Booster:
-        dtrain = xgb.DMatrix(X, label=y, feature_names=self.feature_names)
-        dval = xgb.DMatrix(X_val, label=y_val, feature_names=self.feature_names)
+        dtrain = xgb.DMatrix(X, label=y, feature_names=self.input_names)
+        dval = xgb.DMatrix(X_val, label=y_val, feature_names=self.input_names)
         return xgb.train(self._params(objective), dtrain, num_boost_round=self.params.n_estimators,
                          evals=[(dval, "validation")],
                          early_stopping_rounds=self.params.early_stopping_rounds,
@@ -62,27 +85,40 @@ class XGBoostCLV(CLVModel):
 
     def fit(self, X: pd.DataFrame, y: np.ndarray, X_val: pd.DataFrame | None = None,
             y_val: np.ndarray | None = None) -> XGBoostCLV:
-        """Fit both boosters; ``X_val``/``y_val`` drive early stopping (required)."""
+        """Fit both boosters; ``X_val``/``y_val`` drive early stopping (required).
+
+        ``X`` may carry an ``as_of_date`` column (one cross-section per date): the BTYD inputs
+        are then fitted per date; it is never an input itself.
+        """
         if X_val is None or y_val is None:
             raise ValueError("XGBoostCLV.fit needs a validation set for early stopping")
-        self.feature_names = list(X.columns)
+        self.feature_names = [c for c in X.columns if c != DATE_COLUMN]
+        X_val = X_val[self.feature_names]
+        self.btyd = None
+        if self.params.btyd_inputs and set(BTYD_FEATURES) <= set(self.feature_names):
+            self.btyd = BTYDInputs(self.horizon_days)
+            fit_btyd = self.btyd.fit_transform(X, latest=X_val)
+            train, val = self._matrix(X, fit_btyd), self._matrix(X_val)
+        else:
+            train, val = self._matrix(X), self._matrix(X_val)
         y, y_val = np.asarray(y, float), np.asarray(y_val, float)
-        self.regressor = self._train("reg:tweedie", X, y, X_val[self.feature_names], y_val)
-        self.classifier = self._train("binary:logistic", X, (y > 0).astype(float),
-                                      X_val[self.feature_names], (y_val > 0).astype(float))
+        self.regressor = self._train("reg:tweedie", train, y, val, y_val)
+        self.classifier = self._train("binary:logistic", train, (y > 0).astype(float),
+                                      val, (y_val > 0).astype(float))
         gain = self.regressor.get_score(importance_type="gain")
         total = sum(gain.values()) or 1.0
         self.metadata = {
-            "params": vars(self.params), "seed": self.seed,
+            "params": vars(self.params), "seed": self.seed, "horizon_days": self.horizon_days,
             "best_iteration": {"regressor": int(self.regressor.best_iteration),
                                "classifier": int(self.classifier.best_iteration)},
             "feature_importance_gain": {k: v / total for k, v in
                                         sorted(gain.items(), key=lambda kv: -kv[1])},
-            "feature_importance": self._shap_importance(X_val[self.feature_names]),
+            "feature_importance": self._shap_importance(val),
+            "btyd_inputs": None if self.btyd is None else self.btyd.state(),
         }
         return self
 
-    def _shap_importance(self, X_val: pd.DataFrame) -> dict[str, float]:
+    def _shap_importance(self, X_val: np.ndarray) -> dict[str, float]:
         """Global importance: mean |SHAP value| of each feature over the validation rows.
 
         SHAP values (``pred_contribs``) are on the log scale of the Tweedie mean, so a feature's
@@ -92,13 +128,15 @@ class XGBoostCLV(CLVModel):
         cheap.
         """
         if len(X_val) > IMPORTANCE_ROWS:
-            X_val = X_val.sample(IMPORTANCE_ROWS, random_state=self.seed)
-        dmat = xgb.DMatrix(X_val, feature_names=self.feature_names)
+            rows = np.random.default_rng(self.seed).choice(len(X_val), IMPORTANCE_ROWS,
+                                                           replace=False)
+            X_val = X_val[np.sort(rows)]
+        dmat = xgb.DMatrix(X_val, feature_names=self.input_names)
         contrib = self.regressor.predict(dmat, pred_contribs=True,
                                          iteration_range=self._best(self.regressor))
         mean_abs = np.abs(contrib[:, :-1]).mean(axis=0)  # the last column is the bias
         order = np.argsort(-mean_abs, kind="stable")
-        return {self.feature_names[j]: float(mean_abs[j]) for j in order}
+        return {self.input_names[j]: float(mean_abs[j]) for j in order}
 
     @staticmethod
     def _best(booster: xgb.Booster) -> tuple[int, int]:
@@ -112,17 +150,17 @@ class XGBoostCLV(CLVModel):
         any other. ``inplace_predict`` skips building a DMatrix: the same trees and
         predictor, much less fixed cost per call for the endpoint's single rows.
         """
-        values = self._check_features(X)
+        values = self._matrix(X)
         clv = self.regressor.inplace_predict(values, iteration_range=self._best(self.regressor))
         p = self.classifier.inplace_predict(values,
                                             iteration_range=self._best(self.classifier))
         drivers = None
         if explain:
             # SHAP values on the log scale of the Tweedie mean (last column is the bias).
-            dmat = xgb.DMatrix(values, feature_names=self.feature_names)
+            dmat = xgb.DMatrix(values, feature_names=self.input_names)
             contrib = self.regressor.predict(dmat, pred_contribs=True,
                                              iteration_range=self._best(self.regressor))
-            drivers = top_drivers(contrib[:, :-1], self.feature_names)
+            drivers = top_drivers(contrib[:, :-1], self.input_names)
         return Prediction(predicted_clv=np.asarray(clv, dtype=float),
                           p_purchase=np.asarray(p, dtype=float), top_drivers=drivers)
 
@@ -133,5 +171,8 @@ class XGBoostCLV(CLVModel):
     def _load_weights(self, directory: Path) -> None:
         self.params = XGBoostConfig(**self.metadata.get("params", {}))
         self.seed = self.metadata.get("seed", 0)
+        self.horizon_days = int(self.metadata.get("horizon_days", 180))
+        state = self.metadata.get("btyd_inputs")
+        self.btyd = None if state is None else BTYDInputs.from_state(self.horizon_days, state)
         self.regressor = xgb.Booster(model_file=str(directory / "regressor.json"))
         self.classifier = xgb.Booster(model_file=str(directory / "classifier.json"))

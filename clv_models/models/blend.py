@@ -1,0 +1,125 @@
+"""A stacked blend: non-negative weights on the other models' CLV forecasts.
+
+The weights are fitted by non-negative least squares of the label on the component forecasts
+of out-of-time rows (rows the components were not fitted on), without an intercept: the blend is
+a weighted sum of forecasts, so it never ranks a customer by anything but the components' views
+of that customer, and a component that does not help gets weight 0. On a shop where BG/NBD +
+Gamma-Gamma is the best single forecast the blend leans on it; where a learned model adds
+something, the blend takes that too.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import optimize
+
+from clv_models.core.errors import DataError
+from clv_models.models.base import CLVModel, Features, Prediction, load_model, n_rows
+
+WEIGHTS_FILE = "blend.json"
+
+
+def nnls_weights(forecasts: np.ndarray, actual: np.ndarray) -> np.ndarray:
+    """Non-negative weights ``w`` minimising ``|forecasts @ w - actual|²``.
+
+    Parameters
+    ----------
+    forecasts
+        ``[n, k]``: each column one component's forecast of the ``n`` rows.
+    actual
+        ``[n]``: the label.
+    """
+    forecasts = np.nan_to_num(np.asarray(forecasts, float))
+    weights, _ = optimize.nnls(forecasts, np.asarray(actual, float))
+    return weights
+
+
+class BlendCLV(CLVModel):
+    """Weighted sum of component models' forecasts (weights from :func:`nnls_weights`).
+
+    ``predicted_clv`` = Σ w_j · predicted_clv_j; ``p_purchase`` is the average of the components'
+    ``p_purchase`` weighted by ``w`` (components without one are left out). The components are
+    saved models beside this one (``<models_dir>/<name>``); loading checks their versions.
+
+    Parameters
+    ----------
+    components
+        The fitted component models by name.
+    """
+
+    name = "blend"
+
+    def __init__(self, components: Mapping[str, CLVModel] | None = None) -> None:
+        self.components = dict(components or {})
+        self.weights: dict[str, float] = {}
+        self.feature_names = self._union_features()
+        self.metadata = {}
+
+    def _union_features(self) -> list[str]:
+        return list(dict.fromkeys(c for m in self.components.values() for c in m.feature_names))
+
+    @property
+    def feature_service(self) -> str:  # type: ignore[override]
+        """The widest input set of the components (``clv_v2`` holds ``clv_v1``)."""
+        services = {m.feature_service for m in self.components.values()}
+        return "clv_v2" if "clv_v2" in services else "clv_v1"
+
+    def fit_forecasts(self, forecasts: Mapping[str, np.ndarray], actual: np.ndarray) -> BlendCLV:
+        """Fit the weights on out-of-time forecasts (``name -> [n]``) of the components."""
+        names = [n for n in self.components if n in forecasts]
+        w = nnls_weights(np.column_stack([forecasts[n] for n in names]), actual)
+        self.weights = {n: float(v) for n, v in zip(names, w, strict=True)}
+        self.metadata = {"weights": self.weights,
+                         "component_versions": {n: self.components[n].version for n in names}}
+        return self
+
+    def fit(self, X: pd.DataFrame, y: np.ndarray, X_val: pd.DataFrame | None = None,
+            y_val: np.ndarray | None = None) -> BlendCLV:
+        """Fit the weights on the components' forecasts of ``X_val`` (else ``X``)."""
+        rows, label = (X, y) if X_val is None or y_val is None else (X_val, y_val)
+        forecasts = {n: m.predict(rows).predicted_clv for n, m in self.components.items()}
+        return self.fit_forecasts(forecasts, np.asarray(label, float))
+
+    def combine(self, predictions: Mapping[str, Prediction]) -> Prediction:
+        """The blend of the components' predictions (``name -> Prediction``) of the same rows."""
+        if not self.weights:
+            raise RuntimeError("BlendCLV: fit or load the blend before predicting")
+        clv = sum(w * predictions[n].predicted_clv for n, w in self.weights.items())
+        with_p = {n: w for n, w in self.weights.items()
+                  if predictions[n].p_purchase is not None and w > 0}
+        p = None
+        if with_p:
+            total = sum(with_p.values())
+            p = sum(w * predictions[n].p_purchase for n, w in with_p.items()) / total
+        return Prediction(predicted_clv=np.asarray(clv, float), p_purchase=p)
+
+    def predict(self, X: Features, explain: bool = False) -> Prediction:
+        """Each component with weight > 0 predicts ``X``; the blend combines them."""
+        used = {n: self.components[n].predict(X) for n, w in self.weights.items() if w > 0}
+        zero = np.zeros(n_rows(X))
+        predictions = {n: used.get(n, Prediction(predicted_clv=zero)) for n in self.weights}
+        return self.combine(predictions)
+
+    def _save_weights(self, directory: Path) -> None:
+        if not self.weights:
+            raise RuntimeError("BlendCLV: nothing to save before fit")
+        payload = {"weights": self.weights,
+                   "component_versions": {n: self.components[n].version for n in self.weights}}
+        (directory / WEIGHTS_FILE).write_text(json.dumps(payload, indent=2, sort_keys=True))
+
+    def _load_weights(self, directory: Path) -> None:
+        payload = json.loads((directory / WEIGHTS_FILE).read_text())
+        self.weights = {n: float(w) for n, w in payload["weights"].items()}
+        self.components = {}
+        for name, version in payload["component_versions"].items():
+            component = load_model(directory.parent / name)
+            if component.version != version:
+                raise DataError(
+                    f"{directory}: blend of {name} {version}, but {name} is now "
+                    f"{component.version}", hint="run `clv train` again (it refits the blend)")
+            self.components[name] = component

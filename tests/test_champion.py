@@ -1,0 +1,191 @@
+"""Backtest splits, the blend and the champion choice, on small hand-made data (no pipeline run).
+
+The champion fixtures are BTYD worlds: customer histories and future purchases drawn from the
+BG/NBD story (tests/test_btyd.py), spend per purchase from Gamma-Gamma, so BG/NBD + Gamma-Gamma is
+the right model and a learner can only beat it with information it does not have.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from clv_models.core.config import XGBoostConfig
+from clv_models.core.errors import DataError
+from clv_models.evaluation import champion
+from clv_models.evaluation.backtest import backtest_splits
+from clv_models.models import (
+    BGNBDGammaGammaCLV,
+    BlendCLV,
+    CLVModel,
+    NaiveCLV,
+    Prediction,
+    load_model,
+)
+from clv_models.models.blend import nnls_weights
+from clv_models.models.btyd import BTYD_INPUTS, BGNBDParams
+from clv_models.models.training import TARGET, Split, TrainingSet
+from clv_models.models.xgb import XGBoostCLV
+from tests.test_btyd import simulate_bgnbd
+
+HORIZON = 180
+FIT, VALIDATION, EVALUATION = dt.date(2024, 1, 1), dt.date(2024, 7, 1), dt.date(2025, 1, 1)
+
+
+def btyd_world(n: int, seed: int, date: dt.date) -> pd.DataFrame:
+    """One as-of date's cross-section: RFM features and the net revenue of the next HORIZON
+    days, drawn from BG/NBD + Gamma-Gamma; ``segment`` marks half the customers."""
+    truth = BGNBDParams(r=0.6, alpha=25.0, a=0.7, b=2.5)
+    rng = np.random.default_rng(seed)
+    T = rng.uniform(30, 720, n).round()
+    x, tx, future = simulate_bgnbd(truth, T, HORIZON, seed=seed)
+    nu = rng.gamma(5.0, 1 / 100.0, n)
+    zbar = np.where(x > 0, rng.gamma(4.0 * np.maximum(x, 1), 1 / (np.maximum(x, 1) * nu)), 0.0)
+    spend = np.array([rng.gamma(4.0, 1 / v, int(k)).sum() for v, k in zip(nu, future)])
+    return pd.DataFrame({
+        "customer_id": [f"c{seed}-{i}" for i in range(n)], "as_of_date": date,
+        "frequency": x, "recency_days": tx.round(), "t_days": T, "monetary_value": zbar,
+        "order_count": x + 1, "net_revenue": (x + 1) * np.where(x > 0, zbar, 40.0),
+        "segment": (np.arange(n) % 2).astype(float), TARGET: spend,
+        "label_purchase_days": future})
+
+
+def training_set(frame: pd.DataFrame) -> TrainingSet:
+    return TrainingSet(frame=frame.reset_index(drop=True),
+                       feature_names=["frequency", "recency_days", "t_days", "monetary_value",
+                                      "order_count", "net_revenue", "segment"],
+                       split=Split([FIT], VALIDATION, EVALUATION))
+
+
+class Column(CLVModel):
+    """A test double (no ``name`` of its own, so never registered): predicts a column."""
+
+    def __init__(self, column: str) -> None:
+        self.column, self.feature_names, self.metadata = column, [column], {}
+
+    def predict(self, X, explain=False) -> Prediction:
+        return Prediction(predicted_clv=np.asarray(X[self.column], float))
+
+
+def fitted_references(data: TrainingSet) -> dict[str, CLVModel]:
+    fit, val = data.part("fit"), data.part("validation")
+    out: dict[str, CLVModel] = {}
+    for model in (NaiveCLV(horizon_days=HORIZON), BGNBDGammaGammaCLV(horizon_days=HORIZON)):
+        cols = model.feature_names
+        out[model.name] = model.fit(fit[cols], fit[TARGET].to_numpy(), val[cols],
+                                    val[TARGET].to_numpy())
+    return out
+
+
+def test_bgnbd_wins_in_its_own_world_and_evaluation_labels_are_never_looked_at():
+    frame = pd.concat([btyd_world(3_000, s, d) for s, d in
+                       ((1, FIT), (2, VALIDATION), (3, EVALUATION))])
+    models = fitted_references(training_set(frame))
+    # A learner that is BG/NBD's forecast with multiplicative noise: worse by construction.
+    val = frame["as_of_date"] == VALIDATION
+    noise = np.random.default_rng(9).lognormal(-0.32, 0.8, len(frame))
+    frame["noisy"] = models["bgnbd_gg"].predict(frame).predicted_clv * noise
+    # On the evaluation date the label is exactly the noisy learner's forecast: a choice that
+    # peeked at it would pick the learner.
+    evaluation = frame["as_of_date"] == EVALUATION
+    frame.loc[evaluation, TARGET] = frame.loc[evaluation, "noisy"]
+    data = training_set(frame)
+    data.feature_names.append("noisy")
+    choice, blend = champion.choose({**models, "xgboost": Column("noisy")}, data)
+    evidence = {r["model"]: r for r in choice.evidence}
+    assert evidence["xgboost"]["rmse"] > evidence["bgnbd_gg"]["rmse"]
+    assert choice.champion != "xgboost"
+    assert choice.champion == "bgnbd_gg" or (evidence[choice.champion]["rmse_difference_high"] < 0
+                                             and blend.weights["xgboost"]
+                                             < blend.weights["bgnbd_gg"])
+    assert choice.validation_date == str(VALIDATION) and val.sum() == 3_000
+
+
+def test_a_learner_with_information_bgnbd_lacks_becomes_champion():
+    frame = pd.concat([btyd_world(3_000, s, d) for s, d in
+                       ((1, FIT), (2, VALIDATION), (3, EVALUATION))])
+    # Customers of segment 1 spend three times as much: BG/NBD cannot know, the learner does.
+    frame[TARGET] *= np.where(frame["segment"] == 1, 3.0, 1.0)
+    models = fitted_references(training_set(frame))
+    base = models["bgnbd_gg"].predict(frame).predicted_clv
+    frame["informed"] = base * np.where(frame["segment"] == 1, 3.0, 1.0) * 1.5
+    data = training_set(frame)
+    data.feature_names.append("informed")
+    choice, _ = champion.choose({**models, "xgboost": Column("informed")}, data)
+    assert choice.champion in ("xgboost", "blend")
+    reference = next(r for r in choice.evidence if r["model"] == "bgnbd_gg")
+    for r in choice.evidence:  # the rule, row by row
+        assert r["admissible"] == (r["model"] == "bgnbd_gg" or (
+            r["rmse_difference_high"] < 0 and champion.admissible(r, reference)))
+
+
+def test_nnls_weights_are_non_negative_and_recover_a_mixture():
+    rng = np.random.default_rng(0)
+    a, b, c = rng.gamma(1.0, 10.0, (3, 2_000))
+    w = nnls_weights(np.column_stack([a, b, c]), 0.3 * a + 0.7 * b)
+    assert w == pytest.approx([0.3, 0.7, 0.0], abs=1e-9)
+    assert nnls_weights(np.column_stack([a, b]), a - b).min() >= 0  # never negative
+
+
+def test_cross_fitted_blend_never_uses_a_customers_own_label():
+    rng = np.random.default_rng(1)
+    forecasts = {"one": rng.gamma(1.0, 10.0, 500), "two": rng.gamma(1.0, 10.0, 500)}
+    y = forecasts["one"] + rng.normal(0, 1, 500)
+    ids = np.array([f"c{i}" for i in range(500)])
+    before = champion.cross_fitted_blend(forecasts, y, ids)
+    changed = y.copy()
+    changed[7] = 1e6
+    after = champion.cross_fitted_blend(forecasts, changed, ids)
+    assert after[7] == before[7]  # its own fold's weights never saw it
+    assert not np.allclose(after, before)  # other folds did
+
+
+def test_backtest_splits_never_fit_on_or_after_their_cutoff():
+    dates = [dt.date(2023 + m // 12, m % 12 + 1, 1) for m in range(30)]
+    splits = backtest_splits(dates, HORIZON, cutoffs=3)
+    assert [s.evaluation_date for s in splits] == dates[-3:]
+    for s in splits:
+        horizon = dt.timedelta(days=HORIZON)
+        assert all(d + horizon <= s.evaluation_date for d in s.fit_dates)
+        assert s.validation_date + horizon <= s.evaluation_date
+        assert max(s.fit_dates) < s.validation_date < s.evaluation_date
+    with pytest.raises(DataError, match="needs 30 as-of dates"):
+        backtest_splits(dates, HORIZON, cutoffs=30)
+
+
+def test_blend_round_trip_and_a_changed_component_is_refused(tmp_path):
+    frame = pd.concat([btyd_world(1_500, s, d) for s, d in ((1, FIT), (2, VALIDATION))])
+    data = training_set(frame)
+    models = fitted_references(data)
+    for name, model in models.items():
+        model.save(tmp_path / name)
+    val = data.part("validation")
+    blend = BlendCLV(models).fit(val, val[TARGET].to_numpy())
+    blend.save(tmp_path / "blend")
+    loaded = load_model(tmp_path / "blend")
+    np.testing.assert_allclose(loaded.predict(val).predicted_clv, blend.predict(val).predicted_clv)
+    assert set(loaded.weights) == {"naive", "bgnbd_gg"}
+    refit = data.part("fit")  # another cross-section, other parameters, another version
+    models["bgnbd_gg"].fit(refit, refit[TARGET].to_numpy()).save(tmp_path / "bgnbd_gg")
+    with pytest.raises(DataError, match="blend of bgnbd_gg"):
+        load_model(tmp_path / "blend")
+
+
+def test_xgboost_takes_btyd_inputs_fitted_per_as_of_date(tmp_path):
+    frame = pd.concat([btyd_world(1_500, s, d) for s, d in ((1, FIT), (2, VALIDATION))])
+    fit, val = frame[frame["as_of_date"] == FIT], frame[frame["as_of_date"] == VALIDATION]
+    cols = ["frequency", "recency_days", "t_days", "monetary_value", "segment"]
+    model = XGBoostCLV(XGBoostConfig(n_estimators=30, n_jobs=1), horizon_days=HORIZON).fit(
+        fit[[*cols, "as_of_date"]], fit[TARGET].to_numpy(), val[cols], val[TARGET].to_numpy())
+    assert model.feature_names == cols  # the date is never an input
+    assert model.input_names == cols + BTYD_INPUTS
+    assert set(BTYD_INPUTS) <= set(model.metadata["feature_importance"])
+    by_frame = model.predict(val[cols]).predicted_clv
+    by_columns = model.predict({c: val[c].tolist() for c in cols}).predicted_clv
+    np.testing.assert_allclose(by_columns, by_frame, rtol=1e-6)
+    model.save(tmp_path / "xgboost")
+    np.testing.assert_allclose(load_model(tmp_path / "xgboost").predict(val[cols]).predicted_clv,
+                               by_frame, rtol=1e-6)
