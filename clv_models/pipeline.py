@@ -18,7 +18,7 @@ from rich.table import Table
 
 from clv_models.core.config import Config
 from clv_models.evaluation import backtest as backtests
-from clv_models.evaluation import champion, evaluation
+from clv_models.evaluation import champion, evaluation, selection
 from clv_models.evaluation.report import (
     METRIC_COLUMNS,
     REFERENCE_NOTE,
@@ -151,12 +151,17 @@ class Pipeline:
 
             self.models = training.train(self.cfg, data, on_model=report, on_start=started,
                                          on_epoch=epoch)
-        choice, blend = champion.choose(self.models, data)
+        def cutoff(i: int, split: training.Split) -> None:
+            self.console.print(f"  choosing the champion: validation cutoff {i + 1} "
+                               f"{split.evaluation_date} (refit on {split.fit_dates[0]}.."
+                               f"{split.fit_dates[-1]})")
+
+        choice, blend = selection.choose(self.cfg, self.models, data, on_cutoff=cutoff)
         champion.save(self.cfg, data, choice, blend)
         self.models["blend"] = blend
         weights = ", ".join(f"{n} {w:.2f}" for n, w in choice.weights.items() if w > 0)
         self.console.print(f"  blend {blend.version} (weights: {weights or 'none'}); champion "
-                           f"at validation {choice.validation_date}: {choice.champion}")
+                           f"{choice.champion} (on {choice.basis})")
         self._done("train", start, f"{len(self.models)} models, champion {choice.champion} "
                                    f"-> {self.cfg.models_dir}")
 
@@ -166,7 +171,7 @@ class Pipeline:
             with self.console.status("  retrieving the evaluation set through Feast"):
                 self.training_set = training.load_training_set(self.cfg)
         if self.models is None:
-            self.models = training.load_models(self.cfg, training.MODEL_NAMES + ("blend",))
+            self.models = training.load_models(self.cfg, champion.CANDIDATES)
         choice = champion.load(self.cfg)
         self.report = evaluation.evaluate(self.cfg, self.training_set, self.models,
                                           champion=choice.champion)
@@ -202,15 +207,16 @@ class Pipeline:
 
     def score(self, as_of: dt.date | None = None) -> None:
         start = time.perf_counter()
-        models = self.models or training.load_models(self.cfg, training.PRODUCT_MODELS)
-        product = {k: v for k, v in models.items() if k in training.PRODUCT_MODELS}
+        models, chosen = scoring.scored_models(self.cfg)
+        if self.models is not None:  # fitted in this run: the same versions as those saved
+            models = {n: self.models.get(n, m) for n, m in models.items()}
         with self.console.status("  scoring"):
-            self.scores = scoring.score(self.cfg, product, as_of=as_of)
+            self.scores = scoring.score(self.cfg, models, as_of=as_of, champion=chosen)
         total = sum(self.scores.rows.values())
         per_model = ", ".join(f"{k} {v:,}" for k, v in self.scores.rows.items())
         self._done("score", start,
-                   f"{total:,} rows ({per_model}) at {self.scores.as_of_date} -> "
-                   f"{self.cfg.warehouse_path}:clv_scores")
+                   f"{total:,} rows ({per_model}; champion {chosen}) at "
+                   f"{self.scores.as_of_date} -> {self.cfg.warehouse_path}:clv_scores")
 
     def publish(self, refresh: bool = True) -> None:
         """Publish the scores and the BI models for BI tools (:mod:`clv_models.warehouse.bi`).

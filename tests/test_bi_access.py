@@ -29,6 +29,7 @@ from click.testing import CliRunner
 from rich.console import Console
 
 from clv_models.cli import main as clv
+from clv_models.evaluation import champion
 from clv_models.features import store as features
 from clv_models.models import NaiveCLV, training
 from clv_models.pipeline import Pipeline
@@ -71,7 +72,7 @@ def concurrent_run(pipeline_run, tmp_path_factory):
     before = scored_sets(cfg)
     features.apply(cfg)  # a registry of its own, with sources on the copied Parquet
     pipeline = Pipeline(cfg, console=Console(quiet=True))
-    pipeline.models = training.load_models(cfg, training.PRODUCT_MODELS)
+    pipeline.models = training.load_models(cfg, training.LEARNED_MODELS)
     bi.publish(cfg)  # what the readers start on (the session run's scores)
 
     with duckdb.connect() as con:
@@ -155,9 +156,9 @@ def test_rescoring_the_same_date_replaces_and_history_is_kept(concurrent_run):
     rescored = states["re-score latest date"]
     again = rescored[rescored["as_of_date"] == latest]
     first = before[before["as_of_date"] == latest]
-    # the same two sets (xgboost, deep_ziln; same versions), as many rows, written anew
+    # the same sets (every model and the blend; same versions), as many rows, written anew
     pairs = first.merge(again, on=SET_KEY, suffixes=("_first", "_again"))
-    assert len(pairs) == len(first) == len(again) == 2
+    assert len(pairs) == len(first) == len(again) == len(champion.CANDIDATES)
     assert (pairs["n_first"] == pairs["n_again"]).all()
     assert not set(pairs["run_id_first"]) & set(pairs["run_id_again"])
     final = states["clv score third date"]
@@ -202,17 +203,19 @@ def test_dbt_creates_clv_scores_as_the_python_code_reads_it(concurrent_run):
 # -- publishing small hand-made warehouses ---------------------------------------------------
 
 def write_naive_scores(cfg, as_of: dt.date, customers: int) -> None:
-    """A scored set of the naive model for ``customers`` made-up customers, and the dbt view
-    ``clv_scores_latest`` over the scores (the model's own SQL, rendered without dbt)."""
+    """A scored set of the naive model (the champion) for ``customers`` made-up customers, and
+    the dbt views over the scores (the models' own SQL, rendered without dbt)."""
     frame = pd.DataFrame({"customer_id": [f"C{i:04d}" for i in range(customers)],
                           "net_revenue": np.linspace(0, 500, customers), "order_count": 3,
                           "t_days": np.linspace(10, 700, customers)})
     model = NaiveCLV(horizon_days=90)
-    rows = scoring.score_frame(model, frame, as_of, "run", dt.datetime(2025, 1, 2))
+    rows = scoring.score_frame(model, frame, as_of, "run", dt.datetime(2025, 1, 2),
+                               is_champion=True)
     scoring.write_scores(cfg, rows)
     with duckdb.connect(str(cfg.resolved().warehouse_path)) as con:
-        con.execute(f"create or replace view clv_scores_latest as "
-                    f"{render_model(cfg, 'marts/scores/clv_scores_latest.sql')}")
+        for view, path in (("stg_clv__scores", "staging/clv/stg_clv__scores.sql"),
+                           *((v, f"marts/scores/{v}.sql") for v in bi.LATEST_VIEWS)):
+            con.execute(f"create or replace view {view} as {render_model(cfg, path)}")
 
 
 def render_model(cfg, path: str) -> str:

@@ -22,10 +22,12 @@ import pytest
 
 from clv_models.models import BGNBDGammaGammaCLV, load_model
 from clv_models.models.btyd import (
+    QUANTILE_LEVELS,
     BGNBDParams,
     GammaGammaParams,
     bgnbd_expected_given_alive_quad,
     bgnbd_expected_purchases,
+    bgnbd_gg_quantiles,
     bgnbd_log_likelihood,
     bgnbd_p_purchase,
     bgnbd_prob_alive,
@@ -138,7 +140,7 @@ def test_the_estimator_fits_the_cdnow_features(cdnow):
                                            ("frequency", "recency_days", "t_days")])
     spend = gamma_gamma_expected_spend(model.gamma_gamma, X["frequency"], X["monetary_value"])
     np.testing.assert_allclose(pred.predicted_clv, purchases * spend)
-    assert pred.clv_p10 is None and pred.clv_p50 is None and pred.clv_p90 is None
+    assert (pred.clv_p10 <= pred.clv_p50).all() and (pred.clv_p50 <= pred.clv_p90).all()
 
 
 # -- closed forms against independent derivations --------------------------------------------------
@@ -203,6 +205,36 @@ def test_conditional_predictions_are_calibrated_on_simulated_customers():
     for group in (x == 0, x == 1, (x >= 2) & (x < 5), x >= 5):
         assert expected[group].sum() == pytest.approx(future[group].sum(), rel=0.05)
         assert p_any[group].mean() == pytest.approx((future[group] > 0).mean(), abs=0.01)
+
+
+def test_spend_quantiles_are_calibrated_on_simulated_customers():
+    """At the true parameters the 10/50/90 % quantiles of the posterior predictive spend hold
+    their share of what simulated customers go on to spend (the spend has an atom at 0, so
+    P(actual < q) <= level <= P(actual <= q)), and their simulated mean is the closed form."""
+    truth = BGNBDParams(r=0.6, alpha=25.0, a=0.7, b=2.5)
+    spend = GammaGammaParams(p=4.0, q=5.0, gamma=100.0)
+    rng = np.random.default_rng(8)
+    T = rng.uniform(30, 720, 30_000).round()
+    horizon = 180.0
+    x, tx, future = simulate_bgnbd(truth, T, horizon, seed=9)
+    nu = rng.gamma(spend.q, 1.0 / spend.gamma, len(T))
+    repeat = np.maximum(x, 1)
+    zbar = np.where(x > 0, rng.gamma(spend.p * repeat, 1.0 / (repeat * nu)), 0.0)
+    actual = np.where(future > 0, rng.gamma(spend.p * np.maximum(future, 1), 1.0 / nu), 0.0)
+    q = bgnbd_gg_quantiles(truth, spend, horizon, x, tx, T, zbar)
+    for j, level in enumerate(QUANTILE_LEVELS):
+        assert (actual < q[:, j]).mean() <= level + 0.015, level
+        assert (actual <= q[:, j]).mean() >= level - 0.015, level
+    # one customer alone gets the quantiles it gets in a batch
+    np.testing.assert_array_equal(bgnbd_gg_quantiles(truth, spend, horizon, x[7:8], tx[7:8],
+                                                     T[7:8], zbar[7:8])[0], q[7])
+    fine = bgnbd_gg_quantiles(truth, spend, horizon, x[:300], tx[:300], T[:300], zbar[:300],
+                              levels=tuple(np.linspace(0.0005, 0.9995, 1000)), draws=8192)
+    model = BGNBDGammaGammaCLV(int(horizon))
+    model.bgnbd, model.gamma_gamma = truth, spend
+    mean = model.components(pd.DataFrame({"frequency": x[:300], "recency_days": tx[:300],
+                                          "t_days": T[:300], "monetary_value": zbar[:300]}))
+    assert fine.mean(axis=1).sum() == pytest.approx(mean["predicted_clv"].sum(), rel=0.03)
 
 
 def test_gamma_gamma_recovery_and_shrinkage():
@@ -315,7 +347,7 @@ def test_registered_as_a_reference_model():
     from clv_models.evaluation import evaluation
     from clv_models.models import training
 
-    assert "bgnbd_gg" in training.MODEL_NAMES and "bgnbd_gg" not in training.PRODUCT_MODELS
+    assert "bgnbd_gg" in training.MODEL_NAMES and "bgnbd_gg" not in training.LEARNED_MODELS
     assert "bgnbd_gg" in evaluation.REFERENCE_MODELS
     cfg = load_config(None, {"horizon_days": 120})
     model = training.build_models(cfg)["bgnbd_gg"]

@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clv_models.core.config import XGBoostConfig
+from clv_models.core.config import XGBoostConfig, load_config
 from clv_models.core.errors import DataError
-from clv_models.evaluation import champion
+from clv_models.evaluation import champion, selection
 from clv_models.evaluation.backtest import backtest_splits
 from clv_models.models import (
     BGNBDGammaGammaCLV,
@@ -24,10 +24,11 @@ from clv_models.models import (
     NaiveCLV,
     Prediction,
     load_model,
+    training,
 )
 from clv_models.models.blend import nnls_weights
 from clv_models.models.btyd import BTYD_INPUTS, BGNBDParams
-from clv_models.models.training import TARGET, Split, TrainingSet
+from clv_models.models.training import TARGET, Split, TrainingSet, make_split
 from clv_models.models.xgb import XGBoostCLV
 from tests.test_btyd import simulate_bgnbd
 
@@ -189,3 +190,34 @@ def test_xgboost_takes_btyd_inputs_fitted_per_as_of_date(tmp_path):
     model.save(tmp_path / "xgboost")
     np.testing.assert_allclose(load_model(tmp_path / "xgboost").predict(val[cols]).predicted_clv,
                                by_frame, rtol=1e-6)
+
+
+def test_the_choice_over_validation_cutoffs_never_sees_the_evaluation_labels():
+    """Every model refitted at two validation cutoffs of a BTYD world; the evaluation date's
+    labels are NaN, so any use of them would fail or leave NaN in the evidence."""
+    dates = [dt.date(2023 + m // 12, m % 12 + 1, 1) for m in range(0, 24, 2)]
+    frame = pd.concat([btyd_world(400, s, d) for s, d in enumerate(dates)], ignore_index=True)
+    evaluation = frame["as_of_date"] == dates[-1]
+    frame.loc[evaluation, TARGET] = np.nan
+    data = TrainingSet(frame=frame, feature_names=training_set(frame).feature_names,
+                       split=make_split(dates, HORIZON))
+    cfg = load_config(None, {"horizon_days": HORIZON, "deep.epochs": 2, "deep.batch_size": 512,
+                             "xgboost.n_estimators": 40, "xgboost.n_jobs": 1,
+                             "champion.cutoffs": 2, "champion.bootstrap": 50})
+    models = training.fit_models(cfg, data)
+    seen: list[Split] = []
+    choice, blend = selection.choose(cfg, models, data, on_cutoff=lambda _, s: seen.append(s))
+    assert choice.basis == "2 validation cutoffs"
+    assert choice.validation_cutoffs == [str(s.evaluation_date) for s in seen]
+    assert all(s.evaluation_date <= data.split.validation_date for s in seen)
+    assert seen[-1].evaluation_date == data.split.validation_date
+    rows = {r["model"]: r for r in choice.cutoff_evidence}
+    assert set(rows) == {*champion.CANDIDATES}
+    assert all(np.isfinite(r["rmse_mean"]) and r["cutoffs"] == 2 for r in rows.values())
+    reference = rows[champion.REFERENCE]
+    for r in rows.values():  # the rule, row by row
+        assert r["admissible"] == selection.admissible(r, reference)
+    assert rows[choice.champion]["admissible"]
+    assert choice.champion == min((r for r in rows.values() if r["admissible"]),
+                                  key=lambda r: r["rmse_mean"])["model"]
+    assert set(blend.weights) == set(training.MODEL_NAMES)

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from clv_models.evaluation import champion
 from clv_models.features import store as features
 from clv_models.models import load_model, training
 from clv_models.scoring import score as scoring
@@ -31,7 +32,10 @@ def test_clv_scores_has_one_row_per_customer_and_model(pipeline_run):
         expected = con.execute("select count(*) from read_parquet(?) where as_of_date = ?",
                                [str(cfg.features_dir / "customer_rfm.parquet"), latest]).fetchone()[0]
     assert expected > 3_000
-    assert set(df["model_name"]) == {"xgboost", "deep_ziln"}
+    assert set(df["model_name"]) == set(champion.CANDIDATES)
+    chosen = champion.load(cfg).champion
+    flagged = df.groupby("model_name")["is_champion"].agg(["all", "any"])
+    assert flagged.loc[chosen, "all"] and flagged["any"].sum() == 1
     for _, part in df.groupby("model_name"):
         assert len(part) == expected
         assert part["customer_id"].is_unique
@@ -44,14 +48,18 @@ def test_clv_scores_has_one_row_per_customer_and_model(pipeline_run):
     assert (df["as_of_date"] == pd.Timestamp(latest)).all()
     assert (df["horizon_days"] == cfg.horizon_days).all()
     assert df["run_id"].nunique() == 1
-    deep = df[df["model_name"] == "deep_ziln"]
-    assert (deep["clv_p10"] <= deep["clv_p50"]).all() and (deep["clv_p50"] <= deep["clv_p90"]).all()
+    for model in ("deep_ziln", "bgnbd_gg"):
+        q = df[df["model_name"] == model]
+        assert q["clv_p50"].notna().all()
+        assert (q["clv_p10"] <= q["clv_p50"]).all() and (q["clv_p50"] <= q["clv_p90"]).all()
     for model in ("xgboost", "deep_ziln"):
         drivers = json.loads(df[df["model_name"] == model]["top_drivers"].iloc[0])
         assert len(drivers) == 3 and {"feature", "contribution"} <= set(drivers[0])
     assert df["segment"].isin(scoring.SEGMENTS).all()
-    latest_view = scores(cfg, "select count(*) n from clv_scores_latest")
-    assert latest_view["n"][0] == len(df)
+    by_model = scores(cfg, "select count(*) n from clv_scores_latest_by_model")
+    assert by_model["n"][0] == len(df)
+    latest_view = scores(cfg, "select model_name, count(*) n from clv_scores_latest group by 1")
+    assert latest_view.to_dict("records") == [{"model_name": chosen, "n": expected}]
 
 
 def test_both_models_beat_the_naive_baseline(pipeline_run):
@@ -117,8 +125,8 @@ def test_saved_models_reload_without_pickle_and_predict_the_same(pipeline_run):
 def test_rescoring_replaces_instead_of_duplicating(pipeline_run):
     cfg = pipeline_run.cfg
     before = scores(cfg)
-    models = training.load_models(cfg, training.PRODUCT_MODELS)
-    result = scoring.score(cfg, models)
+    models, chosen = scoring.scored_models(cfg)
+    result = scoring.score(cfg, models, champion=chosen)
     after = scores(cfg)
     assert len(after) == len(before)
     assert set(after["run_id"]) == {result.run_id}

@@ -19,6 +19,7 @@ import pytest
 
 from clv_models.bench.serving import redis_server, store_data_dir
 from clv_models.core.config import ConfigError, OnlineStoreConfig, load_config
+from clv_models.evaluation import champion
 from clv_models.features import live
 from clv_models.features import store as features
 from tests.conftest import REPO as PROJECT_ROOT
@@ -186,7 +187,8 @@ def test_bulk_load_writes_the_bytes_feast_writes(redis_cfg, redis_url, tmp_path_
 
 def test_clv_serve_and_the_push_path_on_redis(redis_cfg, pipeline_run, tmp_path):
     cfg, _ = redis_cfg
-    expected = scored(pipeline_run.cfg, n=3)
+    chosen = champion.load(pipeline_run.cfg).champion  # what `clv serve` serves by default
+    expected = scored(pipeline_run.cfg, model=chosen, n=3)
     port = free_port()
     env = {**os.environ, "CLV_API_TOKEN": TOKEN}
     cmd = [sys.executable, "-m", "clv_models.cli", "--data-dir", str(cfg.data_dir),
@@ -197,6 +199,7 @@ def test_clv_serve_and_the_push_path_on_redis(redis_cfg, pipeline_run, tmp_path)
         status, health = request(base + "/health")
         assert status == 200, health
         assert health["online_store"]["ok"] and health["online_store"]["type"] == "redis"
+        assert health["model_name"] == chosen
         for _, row in expected.iterrows():  # the batch's values, as on SQLite
             status, got = request(f"{base}/v1/clv/{row['customer_id']}", token=TOKEN)
             assert status == 200, got

@@ -102,7 +102,7 @@ def clv_server(pipeline_run, tmp_path_factory):
     log = tmp_path_factory.mktemp("clv_serve") / "server.log"
     env = {**os.environ, "CLV_API_TOKEN": TOKEN}
     cmd = [sys.executable, "-m", "clv_models.cli", "--data-dir", str(cfg.data_dir), "serve",
-           "--port", str(port), "--log-level", "warning"]
+           "--port", str(port), "--log-level", "warning", "--model", "deep_ziln"]
     with server(cmd, port, log, PROJECT_ROOT, env) as base:
         yield base
 
@@ -125,7 +125,7 @@ def scored(cfg, model: str = "deep_ziln", n: int = 5):
     with duckdb.connect(str(cfg.warehouse_path), read_only=True) as con:
         rows = con.execute(
             "select customer_id, predicted_clv, p_purchase, clv_decile, segment, model_version "
-            "from clv_scores_latest where model_name = ? order by predicted_clv desc",
+            "from clv_scores_latest_by_model where model_name = ? order by predicted_clv desc",
             [model]).df()
     step = max(len(rows) // n, 1)
     return rows.iloc[::step].head(n).reset_index(drop=True)

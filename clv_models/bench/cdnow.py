@@ -75,7 +75,7 @@ DEFAULT_FOLDS = 5
 #: Share of each fold's training customers held out for early stopping.
 VALIDATION_SHARE = 0.2
 #: The product models (cross-fitted) and the reference models (calibration data only).
-CROSS_FITTED = training.PRODUCT_MODELS
+CROSS_FITTED = training.LEARNED_MODELS
 CALIBRATION_ONLY = ("naive", "bgnbd_gg")
 
 #: Model settings ``clv bench cdnow`` applies under the user's ``--set`` (which wins): chosen by

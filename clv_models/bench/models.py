@@ -587,9 +587,9 @@ def models_for_scoring(cfg: Config, frame: pd.DataFrame | None, entity_cap: int 
     the models and a row saying where they came from.
     """
     cfg = cfg.resolved()
-    saved = all((cfg.models_dir / n / "metadata.json").exists() for n in training.PRODUCT_MODELS)
+    saved = all((cfg.models_dir / n / "metadata.json").exists() for n in training.LEARNED_MODELS)
     if saved:
-        models = training.load_models(cfg, training.PRODUCT_MODELS)
+        models = training.load_models(cfg, training.LEARNED_MODELS)
         return models, {"measure": "models", "value": "saved",
                         "versions": {k: m.version for k, m in models.items()}}
     if frame is None:
@@ -601,11 +601,11 @@ def models_for_scoring(cfg: Config, frame: pd.DataFrame | None, entity_cap: int 
                                                cfg.horizon_days),
         feature_names=list(dict.fromkeys(c for cols in services.values() for c in cols)),
         services=services)
-    echo(f"no saved models: training {', '.join(training.PRODUCT_MODELS)} on "
+    echo(f"no saved models: training {', '.join(training.LEARNED_MODELS)} on "
          f"{len(data.part('fit')):,} fit rows of the retrieved training set ...")
     times: dict[str, float] = {}
     with timed(times, "train"):
-        models = training.train(cfg, data, training.PRODUCT_MODELS)
+        models = training.train(cfg, data, training.LEARNED_MODELS)
     return models, {"measure": "models", "value": "trained by the benchmark",
                     "train_seconds": round(times["train"], 1),
                     "fit_rows": len(data.part("fit")),

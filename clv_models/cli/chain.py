@@ -101,18 +101,11 @@ def backtest(ctx: click.Context, cutoffs: int, bootstrap: int) -> None:
               help="As-of date to score (default: the latest).")
 @click.pass_context
 def score(ctx: click.Context, as_of) -> None:
-    """Score customers with the saved models and write clv_scores to the warehouse."""
-    from clv_models.models import training
-    from clv_models.scoring import score as scoring
-
-    cfg = config(ctx)
-    models = training.load_models(cfg, training.PRODUCT_MODELS)
-    result = scoring.score(cfg, models, as_of=as_of.date() if as_of else None)
-    rows = ", ".join(f"{name} {n:,}" for name, n in result.rows.items())
-    console.print(f"[green]✓[/green] scored {result.customers:,} customers at "
-                  f"{result.as_of_date} ({rows} rows, run {result.run_id}) -> "
-                  f"{cfg.resolved().warehouse_path}:clv_scores")
-    pipeline(cfg).publish()
+    """Score customers with every saved model and the blend, flag the champion, write
+    clv_scores to the warehouse and publish the BI copy."""
+    run = pipeline(config(ctx))
+    run.score(as_of=as_of.date() if as_of else None)
+    run.publish()
 
 
 @click.command()

@@ -11,9 +11,9 @@ from clv_models.cli.common import config, console
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; any other than loopback needs a token.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
-@click.option("--model", "model_name", default="deep_ziln", show_default=True,
-              type=click.Choice(["deep_ziln", "xgboost", "bgnbd_gg", "naive"]),
-              help="The trained model to serve.")
+@click.option("--model", "model_name", default=None, metavar="NAME",
+              help="The trained model to serve: naive, bgnbd_gg, xgboost, deep_ziln or blend "
+                   "(default: the champion `clv train` chose).")
 @click.option("--token-env", default="CLV_API_TOKEN", show_default=True,
               help="Environment variable holding the bearer token (at least 16 characters); "
                    "when set, /v1 requests need `Authorization: Bearer <token>`.")

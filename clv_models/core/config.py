@@ -131,6 +131,18 @@ class XGBoostConfig:
 
 
 @dataclass
+class ChampionConfig:
+    """How ``clv train`` chooses the champion (:mod:`clv_models.evaluation.selection`)."""
+
+    # Validation cutoffs: every model and the blend are refitted before each of the latest
+    # ``cutoffs`` as-of dates up to the validation date and judged on it (0: the validation
+    # date of the final fit only).
+    cutoffs: int = 3
+    # Bootstrap replicates of the paired differences to BG/NBD + Gamma-Gamma.
+    bootstrap: int = 200
+
+
+@dataclass
 class DeepConfig:
     """PyTorch deep regressor (ZILN head) settings."""
 
@@ -236,6 +248,7 @@ class Config:
     shop: ShopConfig = field(default_factory=ShopConfig)
     xgboost: XGBoostConfig = field(default_factory=XGBoostConfig)
     deep: DeepConfig = field(default_factory=DeepConfig)
+    champion: ChampionConfig = field(default_factory=ChampionConfig)
     online_store: OnlineStoreConfig = field(default_factory=OnlineStoreConfig)
     seed: int = 7
     warehouse_dir: Path = field(default_factory=lambda: paths.project_folder(paths.WAREHOUSE))
@@ -331,6 +344,7 @@ class Config:
 # -- loading ---------------------------------------------------------------------------------
 
 _SECTIONS = {"as_of": ScheduleConfig, "shop": ShopConfig, "xgboost": XGBoostConfig,
+             "champion": ChampionConfig,
              "deep": DeepConfig, "online_store": OnlineStoreConfig}
 
 

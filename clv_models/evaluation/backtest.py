@@ -41,6 +41,19 @@ BOOTSTRAP_METRICS = ("mae", "rmse", "normalized_gini", "top_decile_capture")
 BACKTEST_FILE = "backtest.json"
 
 
+def feasible_splits(as_of_dates: list[dt.date], horizon_days: int) -> list[Split]:
+    """The time split of every as-of date that has one (at least two earlier dates whose
+    horizon ends by it), oldest first."""
+    dates = sorted(set(as_of_dates))
+    feasible = []
+    for cutoff in dates:
+        try:
+            feasible.append(make_split([d for d in dates if d <= cutoff], horizon_days))
+        except DataError:
+            continue
+    return feasible
+
+
 def backtest_splits(as_of_dates: list[dt.date], horizon_days: int,
                     cutoffs: int = DEFAULT_CUTOFFS) -> list[Split]:
     """The time splits of the last ``cutoffs`` as-of dates that have one.
@@ -51,13 +64,7 @@ def backtest_splits(as_of_dates: list[dt.date], horizon_days: int,
         When fewer than ``cutoffs`` as-of dates have at least two earlier dates whose horizon
         ends by them.
     """
-    dates = sorted(set(as_of_dates))
-    feasible = []
-    for cutoff in dates:
-        try:
-            feasible.append(make_split([d for d in dates if d <= cutoff], horizon_days))
-        except DataError:
-            continue
+    feasible = feasible_splits(as_of_dates, horizon_days)
     if len(feasible) < cutoffs:
         raise DataError(
             f"a backtest over {cutoffs} cutoffs needs {cutoffs} as-of dates, each with two "

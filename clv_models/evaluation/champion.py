@@ -30,10 +30,12 @@ from clv_models.core.config import Config
 from clv_models.core.errors import NotBuiltError
 from clv_models.models import BlendCLV, CLVModel, Prediction
 from clv_models.models.blend import nnls_weights
-from clv_models.models.training import TARGET, TrainingSet, training_metadata
+from clv_models.models.training import MODEL_NAMES, TARGET, TrainingSet, training_metadata
 
 #: The model every candidate must not be worse than.
 REFERENCE = "bgnbd_gg"
+#: What the champion is chosen from, and what ``clv score`` scores: every model and the blend.
+CANDIDATES = (*MODEL_NAMES, BlendCLV.name)
 #: Metrics on which an admissible candidate is at least as good as :data:`REFERENCE`.
 ADMISSION_METRICS = ("rmse", "normalized_gini")
 #: The metric that ranks the admissible candidates (lower is better).
@@ -52,7 +54,14 @@ LOWER_IS_BETTER = {"mae", "rmse", "decile_mape"}
 
 @dataclass
 class ChampionChoice:
-    """The chosen candidate and the evidence: each candidate's validation metrics."""
+    """The chosen candidate and the evidence.
+
+    ``evidence``: each candidate's metrics at the validation date of the final fit;
+    ``cutoff_evidence``: each candidate's mean metrics over the validation cutoffs and its
+    difference to the reference with a bootstrap interval
+    (:func:`clv_models.evaluation.selection.choose`), empty when the choice rests on the
+    validation date only; ``basis`` says which.
+    """
 
     champion: str
     validation_date: str
@@ -60,6 +69,9 @@ class ChampionChoice:
     weights: dict[str, float] = field(default_factory=dict)
     evidence: list[dict[str, Any]] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=dict)
+    basis: str = "the validation date only"
+    validation_cutoffs: list[str] = field(default_factory=list)
+    cutoff_evidence: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, default=float)

@@ -43,8 +43,11 @@ class BlendCLV(CLVModel):
     """Weighted sum of component models' forecasts (weights from :func:`nnls_weights`).
 
     ``predicted_clv`` = Σ w_j · predicted_clv_j; ``p_purchase`` is the average of the components'
-    ``p_purchase`` weighted by ``w`` (components without one are left out). The components are
-    saved models beside this one (``<models_dir>/<name>``); loading checks their versions.
+    ``p_purchase`` weighted by ``w`` (components without one are left out). The quantiles are
+    Σ w_j · quantile_j when every weighted component has them: the quantiles of the weighted sum
+    of the components' forecasts if those move together (quantile averaging); otherwise none.
+    No drivers. The components are saved models beside this one (``<models_dir>/<name>``);
+    loading checks their versions.
 
     Parameters
     ----------
@@ -96,7 +99,13 @@ class BlendCLV(CLVModel):
         if with_p:
             total = sum(with_p.values())
             p = sum(w * predictions[n].p_purchase for n, w in with_p.items()) / total
-        return Prediction(predicted_clv=np.asarray(clv, float), p_purchase=p)
+        used = [n for n, w in self.weights.items() if w > 0]
+        quantiles: list[np.ndarray | None] = [None, None, None]
+        if used and all(predictions[n].clv_p50 is not None for n in used):
+            quantiles = [np.asarray(sum(self.weights[n] * predictions[n].quantiles[k]
+                                        for n in used), float) for k in range(3)]
+        return Prediction(predicted_clv=np.asarray(clv, float), p_purchase=p,
+                          clv_p10=quantiles[0], clv_p50=quantiles[1], clv_p90=quantiles[2])
 
     def predict(self, X: Features, explain: bool = False) -> Prediction:
         """Each component with weight > 0 predicts ``X``; the blend combines them."""

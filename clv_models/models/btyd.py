@@ -328,12 +328,116 @@ def gamma_gamma_expected_spend(params: GammaGammaParams, frequency, monetary_val
     return np.where(x > 0, shrunk, population)
 
 
+# -- the forecast distribution --------------------------------------------------------------------
+#: Draws per customer of :func:`bgnbd_gg_quantiles` (the same uniforms for every customer).
+QUANTILE_DRAWS = 256
+#: Customers per block of :func:`bgnbd_gg_quantiles` (bounds the memory to block x draws).
+QUANTILE_BLOCK = 8192
+QUANTILE_LEVELS = (0.1, 0.5, 0.9)
+
+
+def _uniforms(draws: int, variates: int, seed: int = 0) -> np.ndarray:
+    """``[variates, draws]`` stratified uniforms in (0, 1), the same in every call: each row
+    holds one draw from each of ``draws`` equal strata, shuffled, so even few draws cover the
+    whole range of every variate."""
+    rng = np.random.default_rng(seed)
+    u = (np.arange(draws) + rng.random((variates, draws))) / draws
+    return np.clip(rng.permuted(u, axis=1), 1e-12, 1 - 1e-12)
+
+
+#: Shapes from which :func:`_gamma_quantile` uses the Wilson-Hilferty approximation.
+WILSON_HILFERTY_SHAPE = 2.0
+
+
+def _gamma_quantile(shape: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Quantile ``u`` of Gamma(``shape``, 1) (arrays broadcast together).
+
+    Wilson-Hilferty's cube-root normal approximation where the shape is at least
+    :data:`WILSON_HILFERTY_SHAPE` (relative error well under 1 % between the 1st and 99th
+    percentiles there), the exact inverse below it.
+    """
+    shape, u = np.broadcast_arrays(np.asarray(shape, float), np.asarray(u, float))
+    k = np.maximum(shape, WILSON_HILFERTY_SHAPE)
+    z = special.ndtri(u)
+    out = k * np.maximum(1.0 - 1.0 / (9.0 * k) + z / (3.0 * np.sqrt(k)), 0.0) ** 3
+    small = shape < WILSON_HILFERTY_SHAPE
+    if small.any():
+        out[small] = special.gammaincinv(shape[small], u[small])
+    return out
+
+
+def bgnbd_gg_quantiles(bgnbd: BGNBDParams, gg: GammaGammaParams, t: float, x: np.ndarray,
+                       tx: np.ndarray, T: np.ndarray, zbar: np.ndarray,
+                       levels: tuple[float, ...] = QUANTILE_LEVELS,
+                       draws: int = QUANTILE_DRAWS) -> np.ndarray:
+    """Quantiles of the spend in (T, T+t] under BG/NBD + Gamma-Gamma, given each history.
+
+    The posterior predictive distribution is drawn by inverse transforms of fixed uniforms
+    (common random numbers), so a customer's quantiles depend on its own history only, not on
+    the batch it is scored in. Given the history, a customer is alive with P(alive); then::
+
+        N ~ NegBin(r + x, (α+T)/(α+T+t))   purchases the Poisson process would make
+                                          (λ ~ Gamma(r + x, α + T) integrated out)
+        G ~ BetaGeometric(a, b + x)        purchases until the dropout
+                                          (p ~ Beta(a, b + x) integrated out)
+        n = min(N, G)                      purchases in the horizon (0 when not alive)
+        ν ~ Gamma(q + p_gg·x, γ + x·z̄)    the Gamma-Gamma posterior of the spend rate
+        spend ~ Gamma(n·p_gg, ν)           the sum of n Gamma(p_gg, ν) purchase values
+
+    The mean of these draws is the model's ``predicted_clv`` up to simulation error.
+
+    Returns
+    -------
+    ndarray
+        ``[n, len(levels)]`` quantiles of the spend.
+    """
+    x, tx, T = clean_rfm(x, tx, T)
+    zbar = np.nan_to_num(np.asarray(zbar, dtype=float))
+    u = _uniforms(draws, 5)
+    out = np.zeros((len(x), len(levels)))
+    alive_p = bgnbd_prob_alive(bgnbd, x, tx, T)
+    for start in range(0, len(x), QUANTILE_BLOCK):
+        sl = slice(start, start + QUANTILE_BLOCK)
+        xs, Ts, zs = x[sl, None], T[sl, None], zbar[sl, None]
+        # N by inverse transform: N = #{k : CDF(k) < u}, the pmf by its recursion.
+        shape = bgnbd.r + xs
+        log_theta = np.log(bgnbd.alpha + Ts) - np.log(bgnbd.alpha + Ts + t)
+        pmf = np.exp(shape * log_theta)
+        cdf = pmf.copy()
+        counts = np.zeros((len(xs), draws))
+        # ... and n = min(N, G) = #{k >= 1 : N >= k and G >= k}, with P(G >= k) = S(k - 1),
+        # S(k) = P(G > k) = prod_{j<k} (b+x+j)/(a+b+x+j).
+        survival = np.ones_like(xs)
+        g_uniform = u[1]
+        n = np.zeros((len(xs), draws))
+        k = 0
+        while True:
+            below = cdf < u[0]  # N > k
+            if not below.any() or k > 10_000:
+                break
+            counts += below
+            k += 1
+            n += below & (survival > 1.0 - g_uniform)  # N >= k and G >= k
+            survival = survival * (bgnbd.b + xs + k - 1) / (bgnbd.a + bgnbd.b + xs + k - 1)
+            pmf = pmf * (shape + k - 1) / k * -np.expm1(log_theta)
+            cdf = cdf + pmf
+        n = np.where(u[2] < alive_p[sl, None], n, 0.0)
+        repeat = zs > 0
+        rate = gg.gamma + np.where(repeat, xs * zs, 0.0)
+        nu = _gamma_quantile(gg.q + gg.p * np.where(repeat, xs, 0.0), u[3]) / rate
+        with np.errstate(divide="ignore", invalid="ignore"):
+            spend = np.where(n > 0, _gamma_quantile(np.maximum(n, 1) * gg.p, u[4]) / nu, 0.0)
+        out[sl] = np.quantile(np.nan_to_num(spend), levels, axis=1).T
+    return out
+
+
 # -- the estimator ---------------------------------------------------------------------------------
 class BGNBDGammaGammaCLV(CLVModel):
     """BG/NBD purchases x Gamma-Gamma spend over the horizon: the BTYD reference model.
 
     ``predicted_clv`` = E[purchase days in (T, T+h] | x, t_x, T] · E[spend per day | x, z̄],
-    ``p_purchase`` = 1 - P(no purchase in the horizon | x, t_x, T); no quantiles.
+    ``p_purchase`` = 1 - P(no purchase in the horizon | x, t_x, T); ``clv_p10/p50/p90`` are
+    quantiles of the posterior predictive spend (:func:`bgnbd_gg_quantiles`).
 
     The model predicts gross spend as BTYD models do (``monetary_value`` is gross revenue per
     repeat purchase day); refunds are not modelled.
@@ -418,11 +522,22 @@ class BGNBDGammaGammaCLV(CLVModel):
                 "predicted_clv": purchases * spend,
                 "p_purchase": bgnbd_p_purchase(self.bgnbd, h, x, tx, T)}
 
+    def quantiles(self, X: Features) -> np.ndarray:
+        """``[n, 3]``: the 10th, 50th and 90th percentiles of each row's spend over
+        ``horizon_days`` (:func:`bgnbd_gg_quantiles`)."""
+        if self.bgnbd is None or self.gamma_gamma is None:
+            raise RuntimeError("BGNBDGammaGammaCLV: fit or load the model before predicting")
+        freq, rec, age, money = self._check_features(X).T
+        return bgnbd_gg_quantiles(self.bgnbd, self.gamma_gamma, float(self.horizon_days),
+                                  freq, rec, age, money)
+
     def predict(self, X: Features, explain: bool = False) -> Prediction:
-        """Expected spend and purchase probability over ``horizon_days``; no drivers, no
-        quantiles (``explain`` is accepted for the common interface)."""
+        """Expected spend, purchase probability and the spend's 10/50/90 % quantiles over
+        ``horizon_days``; no drivers (``explain`` is accepted for the common interface)."""
         parts = self.components(X)
-        return Prediction(predicted_clv=parts["predicted_clv"], p_purchase=parts["p_purchase"])
+        q = self.quantiles(X)
+        return Prediction(predicted_clv=parts["predicted_clv"], p_purchase=parts["p_purchase"],
+                          clv_p10=q[:, 0], clv_p50=q[:, 1], clv_p90=q[:, 2])
 
     def state(self) -> dict:
         """The fitted parameters as JSON-ready data (:meth:`from_state` reads them back)."""

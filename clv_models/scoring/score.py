@@ -21,8 +21,9 @@ import pandas as pd
 
 from clv_models.core import metrics
 from clv_models.core.config import Config
+from clv_models.evaluation import champion as champions
 from clv_models.features import store as features
-from clv_models.models import CLVModel
+from clv_models.models import BlendCLV, CLVModel, Prediction, training
 from clv_models.warehouse import contract
 
 SEGMENTS = ("new", "champions", "loyal", "at risk", "hibernating")
@@ -110,14 +111,16 @@ def segments(clv_decile: np.ndarray, p_purchase: np.ndarray | None, t_days: np.n
 
 
 def score_frame(model: CLVModel, frame: pd.DataFrame, as_of: dt.date, run_id: str,
-                scored_at: dt.datetime) -> pd.DataFrame:
+                scored_at: dt.datetime, prediction: Prediction | None = None,
+                is_champion: bool = False) -> pd.DataFrame:
     """The ``clv_scores`` rows of one model for the customers in ``frame``.
 
     ``frame`` holds ``customer_id`` and at least the model's own features (each model selects
     the columns it was trained on and names any that are missing), plus ``t_days`` and
-    ``net_revenue`` for the segments (:func:`segments`).
+    ``net_revenue`` for the segments (:func:`segments`). ``prediction``: the model's prediction
+    of ``frame`` when already made (a blend combines its components' predictions).
     """
-    pred = model.predict(frame, explain=True)
+    pred = prediction if prediction is not None else model.predict(frame, explain=True)
     decile = metrics.assign_deciles(pred.predicted_clv, frame["customer_id"])
 
     def col(values):
@@ -134,6 +137,7 @@ def score_frame(model: CLVModel, frame: pd.DataFrame, as_of: dt.date, run_id: st
         "horizon_days": int(model.metadata["horizon_days"]),
         "model_name": model.name,
         "model_version": model.version,
+        "is_champion": bool(is_champion),
         "predicted_clv": pred.predicted_clv,
         "p_purchase": col(pred.p_purchase),
         "clv_p10": col(pred.clv_p10),
@@ -174,6 +178,8 @@ def write_scores(cfg: Config, scores: pd.DataFrame,
             tables[contract.THRESHOLDS_TABLE] = thresholds
         for table in tables:
             con.execute(contract.ddl(cfg.warehouse_dir, table))
+            for statement in contract.migrations(cfg.warehouse_dir, table):
+                con.execute(statement)
         con.execute("begin transaction")
         try:
             for table, rows in tables.items():
@@ -187,7 +193,8 @@ def write_scores(cfg: Config, scores: pd.DataFrame,
                       and {table}.model_name = replaced.model_name
                       and {table}.model_version = replaced.model_version
                 """)  # noqa: S608 - fixed table names
-                con.execute(f"insert into {table} select {columns} from new_rows")  # noqa: S608 - declared columns
+                con.execute(f"insert into {table} ({columns}) "  # noqa: S608 - declared columns
+                            f"select {columns} from new_rows")
                 con.unregister("new_rows")
             con.execute("commit")
         except Exception:
@@ -195,9 +202,20 @@ def write_scores(cfg: Config, scores: pd.DataFrame,
             raise
 
 
+def scored_models(cfg: Config) -> tuple[dict[str, CLVModel], str]:
+    """Every saved candidate (:data:`clv_models.evaluation.champion.CANDIDATES`) and the name
+    of the champion ``clv train`` chose: what ``clv score`` scores by default."""
+    choice = champions.load(cfg)
+    return training.load_models(cfg, champions.CANDIDATES), choice.champion
+
+
 def score(cfg: Config, models: dict[str, CLVModel], as_of: dt.date | None = None,
-          limit: int | None = None) -> ScoringResult:
+          limit: int | None = None, champion: str | None = None) -> ScoringResult:
     """Score every customer with features at ``as_of`` (default: the latest as-of date).
+
+    Every model in ``models`` gets its own scored set; the rows of ``champion`` (a name in
+    ``models``) have ``is_champion`` true. A :class:`~clv_models.models.blend.BlendCLV` combines
+    the predictions its components made in the same run when they are among ``models``.
 
     Features come from Feast's offline store (the same point-in-time retrieval as training),
     one retrieval of the union of the models' feature services (``clv_v1`` always: the segment
@@ -216,10 +234,25 @@ def score(cfg: Config, models: dict[str, CLVModel], as_of: dt.date | None = None
     seconds["features"] = time.perf_counter() - start
     run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
     scored_at = dt.datetime.now(dt.timezone.utc)
+    if champion is not None and champion not in models:
+        raise ValueError(f"champion {champion!r} is not among the scored models {sorted(models)}")
+    predictions: dict[str, Prediction] = {}
     parts = []
-    for name, m in models.items():
+    blends = [n for n, m in models.items() if isinstance(m, BlendCLV)]
+    order = [n for n in models if n not in blends] + blends
+    for name in order:
+        m = models[name]
         start = time.perf_counter()
-        parts.append(score_frame(m, frame, as_of, run_id, scored_at))
+        pred = None
+        if isinstance(m, BlendCLV) and all(
+                n in predictions and predictions[n] is not None and models[n].version
+                == m.components[n].version for n, w in m.weights.items() if w > 0):
+            pred = m.combine({n: predictions.get(n, Prediction(np.zeros(len(frame))))
+                              for n in m.weights})
+        pred = pred if pred is not None else m.predict(frame, explain=True)
+        predictions[name] = pred
+        parts.append(score_frame(m, frame, as_of, run_id, scored_at, pred,
+                                 is_champion=name == champion))
         seconds[f"score:{name}"] = time.perf_counter() - start
     start = time.perf_counter()
     scores = pd.concat(parts, ignore_index=True)
@@ -228,5 +261,5 @@ def score(cfg: Config, models: dict[str, CLVModel], as_of: dt.date | None = None
     write_scores(cfg, scores, thresholds(scores, net))
     seconds["write"] = time.perf_counter() - start
     return ScoringResult(run_id=run_id, as_of_date=as_of,
-                         rows={name: len(p) for name, p in zip(models, parts, strict=True)},
+                         rows={name: len(p) for name, p in zip(order, parts, strict=True)},
                          customers=len(entities), seconds=seconds)

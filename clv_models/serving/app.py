@@ -71,7 +71,8 @@ if TYPE_CHECKING:
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
-DEFAULT_MODEL = "deep_ziln"
+#: The model served when none is named: the champion ``clv train`` chose.
+DEFAULT_MODEL: str | None = None
 DEFAULT_TOKEN_ENV = "CLV_API_TOKEN"  # noqa: S105 - a variable name, not a secret  # nosec B105
 MIN_TOKEN_LENGTH = 16
 MAX_BATCH = 1000
@@ -167,12 +168,15 @@ class CLVService:
     DataFrame (the same predictions; a DataFrame costs more than the model for one row).
     """
 
-    def __init__(self, cfg: Config, model_name: str = DEFAULT_MODEL) -> None:
+    def __init__(self, cfg: Config, model_name: str | None = DEFAULT_MODEL) -> None:
+        from clv_models.evaluation import champion
         from clv_models.models import training
 
         self.cfg = cfg.resolved()
-        if model_name not in training.MODEL_NAMES:
-            raise ServeError(f"unknown model {model_name!r}; one of {training.MODEL_NAMES}")
+        if model_name is None:
+            model_name = champion.load(self.cfg).champion
+        if model_name not in champion.CANDIDATES:
+            raise ServeError(f"unknown model {model_name!r}; one of {champion.CANDIDATES}")
         self.model = training.load_models(self.cfg, (model_name,))[model_name]
         self.store = features.feature_store(self.cfg)
         self.service = self.model.metadata.get("feature_service", self.model.feature_service)
@@ -436,8 +440,7 @@ def _single_threaded_torch() -> None:
 
     Requests are small (1 to 1,000 rows through a ~27k-parameter network) and served one at
     a time: torch's intra-op thread pool only adds hand-over and spin-waits, which on a busy
-    machine dominate. Measured on 2 shared cores: one customer p50 28 ms / p99 120 ms with two
-    threads, 5.6 / 9.1 ms with one; a batch of 100: 220 / 426 ms vs 89 / 300 ms.
+    machine dominate the latency (``clv bench serving`` measures it).
     """
     torch = sys.modules.get("torch")
     if torch is not None:
@@ -448,23 +451,24 @@ def _freeze_startup_objects() -> None:
     """Move everything loaded at start-up out of the garbage collector's reach.
 
     Feast, torch, pandas and the model leave a few hundred thousand tracked objects that live
-    as long as the process; every full collection walks all of them, and one took 247 ms on 2
-    busy cores (``gc.collect()`` after start-up), a pause that would land in some request's
-    latency. ``gc.freeze()`` puts them in the permanent generation: collections then only see
-    what requests allocate (Python's advice for long-running servers that load at start-up).
+    as long as the process; every full collection walks all of them, a pause that would land
+    in some request's latency. ``gc.freeze()`` puts them in the permanent generation:
+    collections then only see what requests allocate (Python's advice for long-running servers
+    that load at start-up).
     """
     gc.collect()
     gc.freeze()
 
 
 def serve(cfg: Config, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-          model_name: str = DEFAULT_MODEL, token: str | None = None,
+          model_name: str | None = DEFAULT_MODEL, token: str | None = None,
           token_env: str = DEFAULT_TOKEN_ENV, log_level: str = "info",
           access_log: bool = True, echo=print) -> None:
-    """Check the binding, load the model and the store, then run uvicorn until stopped.
+    """Check the binding, load the model (default: the champion) and the store, then run
+    uvicorn until stopped.
 
-    ``access_log=False`` drops uvicorn's line per request (at log level info): measured on 2
-    busy cores, 3.4 -> 3.2 ms of server CPU per one-customer request.
+    ``access_log=False`` drops uvicorn's line per request (at log level info), which saves
+    server CPU on every request.
     """
     import uvicorn
 

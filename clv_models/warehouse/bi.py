@@ -64,8 +64,11 @@ SCORE_MODELS_SELECTOR = "source:clv+"
 BI_MODELS = ("clv_by_segment", "clv_by_cohort", "segment_movements")
 #: The dbt view listing the scored sets whose BI models do not add up (empty when they do).
 RECONCILIATION = "score_sets_unreconciled"
+#: The dbt views of each customer's newest scores, copied as tables (the champion's; every
+#: model's).
+LATEST_VIEWS = ("clv_scores_latest", "clv_scores_latest_by_model")
 #: Every table of a publication, in the order they are written.
-TABLES = ("clv_scores", "clv_scores_latest", contract.THRESHOLDS_TABLE, *BI_MODELS,
+TABLES = ("clv_scores", *LATEST_VIEWS, contract.THRESHOLDS_TABLE, *BI_MODELS,
           "bi_publication")
 
 
@@ -192,11 +195,12 @@ def _copy_tables(con: duckdb.DuckDBPyConnection, cfg: Config, publication_id: st
                                 "it empty) or `clv score`")
     con.execute("create table clv_scores as select * from warehouse.main.clv_scores "  # noqa: S608 - fixed names
                 f"order by {', '.join(contract.SCORE_SET)}, customer_id")
-    if "clv_scores_latest" not in present:
-        raise NotBuiltError(f"no clv_scores_latest view in {warehouse_path}",
-                            hint="run `clv build` (dbt creates the view)")
-    con.execute("create table clv_scores_latest as select * "
-                "from warehouse.main.clv_scores_latest order by model_name, customer_id")
+    for view in LATEST_VIEWS:
+        if view not in present:
+            raise NotBuiltError(f"no {view} view in {warehouse_path}",
+                                hint="run `clv build` (dbt creates the view)")
+        con.execute(f"create table {view} as select * from warehouse.main.{view} "  # noqa: S608 - fixed names
+                    "order by model_name, customer_id")
     # What the online endpoint ranks single predictions against; empty before any scoring.
     con.execute(contract.ddl(warehouse_dir, contract.THRESHOLDS_TABLE))
     if contract.THRESHOLDS_TABLE in present:

@@ -54,3 +54,11 @@ def ddl(warehouse_dir: Path, table: str = SCORES_TABLE) -> str:
     body = ",\n".join(f"    {c.name} {c.data_type}{' not null' if c.not_null else ''}"
                       for c in columns(warehouse_dir, table))
     return f"create table if not exists {table} (\n{body}\n)"
+
+
+def migrations(warehouse_dir: Path, table: str = SCORES_TABLE) -> list[str]:
+    """``alter table ... add column if not exists`` for every declared column, as the
+    on-run-start hook runs them: a table created by an earlier release gains the columns
+    declared since, as nullable columns, and keeps its rows."""
+    return [f"alter table {table} add column if not exists {c.name} {c.data_type}"
+            for c in columns(warehouse_dir, table)]

@@ -7,7 +7,8 @@ it, the way a dashboard with a fresh (or NullPool) connection per query reads:
 - every scored set (as_of_date, model_name, model_version) is complete: as many rows as
   customers with features at its as-of date (``--expected``), no customer twice, deciles 1..10;
 - ``duckdb`` and ``sqlalchemy`` modes (the published DuckDB file, one connection = one
-  publication): ``clv_scores_latest`` has one row per (customer, model) of ``clv_scores``, the
+  publication): ``clv_scores_latest_by_model`` has one row per (customer, model) of
+  ``clv_scores``, ``clv_scores_latest`` one per customer of the champion's sets, the
   customers of ``clv_by_segment`` and ``clv_by_cohort`` add up to each set, and
   ``bi_publication`` names one publication whose row count of clv_scores is right;
 - ``parquet`` mode (``parquet/current`` resolved once per read, then its files, which never
@@ -59,11 +60,18 @@ def read_database(run, expected: dict[str, int]) -> tuple[str, list[str]]:
     sets = run(SETS_SQL.format(scores="clv_scores"))
     problems = check_sets(sets, expected)
     per_set = {(s[0], s[1], s[2]): s[3] for s in sets}
-    latest, pairs = run("select (select count(*) from clv_scores_latest), "
+    latest, pairs = run("select (select count(*) from clv_scores_latest_by_model), "
                         "(select count(*) from (select distinct customer_id, model_name "
                         "from clv_scores))")[0]
     if latest != pairs:
-        problems.append(f"clv_scores_latest has {latest} rows for {pairs} customer-models")
+        problems.append(f"clv_scores_latest_by_model has {latest} rows for {pairs} "
+                        "customer-models")
+    champion, customers = run("select (select count(*) from clv_scores_latest), "
+                              "(select count(distinct customer_id) from clv_scores "
+                              "where is_champion)")[0]
+    if champion != customers:
+        problems.append(f"clv_scores_latest has {champion} rows for {customers} customers "
+                        "with a champion score")
     for model in ("clv_by_segment", "clv_by_cohort"):
         totals = {(a, m, v): n for a, m, v, n in run(
             f"select cast(as_of_date as varchar), model_name, model_version, sum(customers) "

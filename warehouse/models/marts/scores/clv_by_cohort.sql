@@ -26,6 +26,7 @@ scores_with_cohorts as (
         scores.as_of_date,
         scores.model_name,
         scores.model_version,
+        scores.is_champion,
         scores.horizon_days,
         cast({{ dbt.date_trunc('month', 'customers_at_as_of_dates.first_order_date') }} as date)
             as cohort_month,
@@ -46,6 +47,7 @@ cohorts as (
         as_of_date,
         model_name,
         model_version,
+        is_champion,
         cohort_month,
         max(horizon_days) as horizon_days,
         count(*) as customers,
@@ -54,7 +56,7 @@ cohorts as (
         {{ clv_exact_sum('net_revenue_to_date') }} as net_revenue_to_date_total,
         max(scored_at) as scored_at
     from scores_with_cohorts
-    group by as_of_date, model_name, model_version, cohort_month
+    group by as_of_date, model_name, model_version, is_champion, cohort_month
 
 )
 
@@ -62,6 +64,7 @@ select
     as_of_date,
     model_name,
     model_version,
+    is_champion,
     cast(horizon_days as integer) as horizon_days,
     cohort_month,
     cast(customers as integer) as customers,

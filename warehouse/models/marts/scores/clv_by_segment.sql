@@ -14,6 +14,7 @@ segments as (
         as_of_date,
         model_name,
         model_version,
+        is_champion,
         segment,
         max(horizon_days) as horizon_days,
         count(*) as customers,
@@ -21,7 +22,7 @@ segments as (
         {{ clv_exact_avg('p_purchase') }} as p_purchase_mean,
         max(scored_at) as scored_at
     from scores
-    group by as_of_date, model_name, model_version, segment
+    group by as_of_date, model_name, model_version, is_champion, segment
 
 )
 
@@ -29,6 +30,7 @@ select
     as_of_date,
     model_name,
     model_version,
+    is_champion,
     cast(horizon_days as integer) as horizon_days,
     segment,
     cast(customers as integer) as customers,

@@ -17,18 +17,19 @@ score_sets as (
         model_name,
         as_of_date,
         model_version,
+        is_champion,
         row_number() over (
             partition by model_name, as_of_date
             order by max(scored_at) desc, model_version desc
         ) as recency_rank
     from scores
-    group by model_name, as_of_date, model_version
+    group by model_name, as_of_date, model_version, is_champion
 
 ),
 
 latest_score_sets as (
 
-    select model_name, as_of_date, model_version
+    select model_name, as_of_date, model_version, is_champion
     from score_sets
     where recency_rank = 1
 
@@ -40,6 +41,7 @@ consecutive_score_sets as (
         model_name,
         as_of_date,
         model_version,
+        is_champion,
         lag(as_of_date) over (partition by model_name order by as_of_date) as previous_as_of_date,
         lag(model_version) over (partition by model_name order by as_of_date)
             as previous_model_version
@@ -53,6 +55,7 @@ customer_moves as (
         score_sets.model_name,
         score_sets.as_of_date,
         score_sets.model_version,
+        score_sets.is_champion,
         score_sets.previous_as_of_date,
         score_sets.previous_model_version,
         coalesce(previous_scores.segment, 'not scored') as from_segment,
@@ -77,6 +80,7 @@ select
     model_name,
     as_of_date,
     model_version,
+    is_champion,
     previous_as_of_date,
     previous_model_version,
     from_segment,
@@ -89,6 +93,7 @@ group by
     model_name,
     as_of_date,
     model_version,
+    is_champion,
     previous_as_of_date,
     previous_model_version,
     from_segment,

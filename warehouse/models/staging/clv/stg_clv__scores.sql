@@ -1,6 +1,7 @@
 -- The scores written back by `clv score`: one row per (customer_id, as_of_date, model_name,
 -- model_version), every as-of date and model version scored so far. A view, so the models
--- built on it read the scores as they are when they run.
+-- built on it read the scores as they are when they run. Rows scored before clv_scores had
+-- is_champion count as not the champion.
 with
 
 source as (
@@ -15,6 +16,7 @@ select
     horizon_days,
     model_name,
     model_version,
+    coalesce(is_champion, false) as is_champion,
     predicted_clv,
     p_purchase,
     clv_p10,

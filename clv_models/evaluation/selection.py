@@ -1,0 +1,83 @@
+"""The champion chosen over several validation cutoffs, never on the evaluation date's labels.
+
+One validation date is thin evidence: a shop's level and seasonality move from one horizon to
+the next, and a blend or learner that wins at one date can lose at the next. So ``clv train``
+repeats the time split at the latest :attr:`~clv_models.core.config.ChampionConfig.cutoffs`
+as-of dates up to the validation date (a rolling-origin backtest,
+:func:`clv_models.evaluation.backtest.run`, on the rows whose labels end by the evaluation
+date): at each one every model is refitted on the earlier dates, the blend's weights are fitted
+on that refit's own validation date, and all are judged on the cutoff's rows.
+
+Rule (:data:`RULE`): a candidate is admissible when, averaged over the cutoffs, it is not worse
+than BG/NBD + Gamma-Gamma on RMSE and normalized Gini, and the upper end of the 95 % paired
+bootstrap interval of its mean RMSE difference to BG/NBD is below 0. The admissible candidate
+with the lowest mean RMSE is the champion. BG/NBD + Gamma-Gamma is always admissible, so where
+it is the best forecast, or where the evidence against it is thin, it stays the champion.
+With ``cutoffs: 0``, or when the data has no feasible cutoff, the single-date rule of
+:func:`clv_models.evaluation.champion.choose` decides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from clv_models.core.config import Config
+from clv_models.evaluation import backtest, champion
+from clv_models.models import BlendCLV, CLVModel
+from clv_models.models.training import Split, TrainingSet
+
+RULE = (f"admissible: not worse than {champion.REFERENCE} on mean "
+        f"{' and mean '.join(champion.ADMISSION_METRICS)} over the validation cutoffs, and the "
+        f"95 % paired bootstrap interval of the mean {champion.RANK_METRIC} difference to "
+        f"{champion.REFERENCE} below 0; champion: the admissible candidate with the lowest mean "
+        f"{champion.RANK_METRIC}")
+
+
+def admissible(row: dict, reference: dict) -> bool:
+    """Whether a backtest summary ``row`` passes :data:`RULE` against ``reference``'s."""
+    if row["model"] == reference["model"]:
+        return True
+    for key in champion.ADMISSION_METRICS:
+        mine, ref = row.get(f"{key}_mean"), reference.get(f"{key}_mean")
+        if mine is None or ref is None:
+            return False
+        if (mine > ref) if key in champion.LOWER_IS_BETTER else (mine < ref):
+            return False
+    high = row.get(f"{champion.RANK_METRIC}_diff_high")
+    return high is not None and high < 0
+
+
+def choose(cfg: Config, models: dict[str, CLVModel], data: TrainingSet,
+           on_cutoff: Callable[[int, Split], None] | None = None
+           ) -> tuple[champion.ChampionChoice, BlendCLV]:
+    """Fit the blend on ``data``'s validation date and choose the champion over the validation
+    cutoffs (see the module docstring); ``models`` are fitted on ``data``'s fit rows."""
+    choice, blend = champion.choose(models, data)
+    wanted = cfg.champion.cutoffs
+    if wanted <= 0:
+        return choice, blend
+    frame = data.frame[data.frame["as_of_date"] <= data.split.validation_date]
+    splits = backtest.feasible_splits(list(frame["as_of_date"].unique()), cfg.horizon_days)
+    if not splits:
+        choice.basis = (f"the validation date only: no as-of date up to "
+                        f"{data.split.validation_date} has two earlier dates whose horizon "
+                        "ends by it")
+        return choice, blend
+    cutoffs = min(wanted, len(splits))
+    sub = TrainingSet(frame=frame, feature_names=data.feature_names, split=splits[-1],
+                      services=data.services)
+    result = backtest.run(cfg, sub, cutoffs, cfg.champion.bootstrap, on_cutoff=on_cutoff)
+    rows = [r for r in result.summary if r["model"] != "champion"]
+    reference = next(r for r in rows if r["model"] == champion.REFERENCE)
+    evidence = [{**r, "admissible": admissible(r, reference)} for r in rows]
+    ranked = sorted((r for r in evidence if r["admissible"]),
+                    key=lambda r: (r[f"{champion.RANK_METRIC}_mean"],
+                                   r["model"] != champion.REFERENCE))
+    choice.champion = ranked[0]["model"]
+    choice.rule = RULE
+    choice.basis = (f"{cutoffs} validation cutoff{'s' if cutoffs > 1 else ''}"
+                    + ("" if cutoffs == wanted else f" (of {wanted} asked: the data has "
+                       f"{len(splits)})"))
+    choice.validation_cutoffs = [c["cutoff"] for c in result.cutoffs]
+    choice.cutoff_evidence = evidence
+    return choice, blend
