@@ -174,7 +174,7 @@ class Pipeline:
             self.models = training.load_models(self.cfg, champion.CANDIDATES)
         choice = champion.load(self.cfg)
         self.report = evaluation.evaluate(self.cfg, self.training_set, self.models,
-                                          champion=choice.champion)
+                                          champion=choice)
         with self.console.status("  drawing the report"):
             self.html = write_html_report(self.report, self.cfg.reports_dir,
                                           attachments=self.report.paths)
@@ -207,11 +207,13 @@ class Pipeline:
 
     def score(self, as_of: dt.date | None = None) -> None:
         start = time.perf_counter()
-        models, chosen = scoring.scored_models(self.cfg)
+        models, choice = scoring.scored_models(self.cfg)
+        chosen = choice.champion
         if self.models is not None:  # fitted in this run: the same versions as those saved
             models = {n: self.models.get(n, m) for n, m in models.items()}
         with self.console.status("  scoring"):
-            self.scores = scoring.score(self.cfg, models, as_of=as_of, champion=chosen)
+            self.scores = scoring.score(self.cfg, models, as_of=as_of, champion=chosen,
+                                        calibrations=champion.calibrations(choice))
         total = sum(self.scores.rows.values())
         per_model = ", ".join(f"{k} {v:,}" for k, v in self.scores.rows.items())
         self._done("score", start,

@@ -25,10 +25,10 @@ from tests.harness import checksums
 REPO = Path(__file__).resolve().parents[1]
 
 #: The small, fast settings of the test shops (``clv`` commands get them as ``--set``).
-# One validation cutoff for the champion: the multi-cutoff choice is tested on its own
-# (tests/test_champion.py); every chain run here would otherwise refit every model per cutoff.
+# The champion on the validation date alone: the choice over validation cutoffs is tested on
+# its own (tests/test_champion.py); every chain run here would otherwise refit every model.
 SMALL_SETTINGS = {"shop.seed": 11, "deep.epochs": 25, "deep.batch_size": 1024,
-                  "xgboost.n_estimators": 300, "champion.cutoffs": 1}
+                  "xgboost.n_estimators": 300, "champion.cutoffs": 0}
 
 
 def small_config(data_dir: Path, customers: int = 1_000, **overrides) -> Config:

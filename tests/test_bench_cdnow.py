@@ -90,7 +90,9 @@ class RecordingXGBoost(XGBoostCLV):
         return super().fit(X, y, X_val, y_val)
 
     def predict(self, X, explain=False):
-        RecordingXGBoost.calls[-1]["test"] = X.index.copy()
+        # the first call predicts the fold, the next ones its validation part (the champion's)
+        RecordingXGBoost.calls[-1].setdefault("test", X.index.copy())
+        RecordingXGBoost.calls[-1].setdefault("predicted", []).append(X.index.copy())
         return super().predict(X, explain)
 
 
@@ -107,8 +109,10 @@ def test_cross_fit_trains_on_every_date_and_never_on_a_predicted_customer(monkey
     monkeypatch.setattr(bench_cdnow.training, "build_models", lambda c: {
         "xgboost": RecordingXGBoost(c.xgboost, seed=c.seed)})
     services = {"clv_v1": ["frequency"]}
+    validation: list[bench_cdnow.FoldForecasts] = []
     preds = bench_cdnow.cross_fit(cfg, frame, services, folds=3, names=("xgboost",),
-                                  as_of=dates[-1], echo=lambda line: None)
+                                  as_of=dates[-1], echo=lambda line: None,
+                                  validation=validation)
     assert len(preds["xgboost"].predicted_clv) == len(ids)  # one per customer at the date
     assert not np.isnan(preds["xgboost"].predicted_clv).any()
     predicted = set()
@@ -120,6 +124,16 @@ def test_cross_fit_trains_on_every_date_and_never_on_a_predicted_customer(monkey
         assert not (fit_c | val_c) & test_c and not fit_c & val_c  # no label of a predicted one
         predicted |= test_c
     assert predicted == set(ids) and len(RecordingXGBoost.calls) == 3
+    at = frame[frame["as_of_date"] == dates[-1]].reset_index(drop=True)
+    for call, fold in zip(RecordingXGBoost.calls, validation, strict=True):
+        # the fold's validation part is forecast too (the champion is chosen on it), and its
+        # positions name the same customers as the rows the fold's model was validated on
+        assert [list(p) for p in call["predicted"]] == [list(call["test"]), list(call["val"])]
+        assert set(at.loc[fold.validation, "customer_id"]) == set(frame.loc[call["val"],
+                                                                             "customer_id"])
+        assert set(at.loc[fold.test, "customer_id"]) == set(frame.loc[call["test"],
+                                                                       "customer_id"])
+        assert len(fold.predictions["xgboost"].predicted_clv) == len(fold.validation)
 
 
 def test_metric_diagnostics_tie_the_one_timers_and_scale_to_the_reference_total():
@@ -195,7 +209,14 @@ def test_bench_cdnow_end_to_end(tmp_path):
     rows = {r["model"]: r for r in payload["rows"]}
     for row in rows.values():
         assert {"model", "reference", *METRIC_KEYS} <= set(row)
-    assert {m for m, r in rows.items() if not r["reference"]} == {"xgboost", "deep_ziln"}
+    assert {m for m, r in rows.items() if not r["reference"]} == {"champion", "blend", "xgboost",
+                                                                  "deep_ziln"}
+    # the champion: chosen on the folds' validation parts by the product's rule
+    assert payload["champion"] in {"naive", "bgnbd_gg", "xgboost", "deep_ziln", "blend"}
+    evidence = {r["model"]: r for r in payload["champion_evidence"]}
+    assert evidence[payload["champion"]]["admissible"] and evidence["bgnbd_gg"]["admissible"]
+    assert payload["champion"] in rows["champion"]["source"]
+    assert payload["beats_references"] == rows["champion"]["beats_references"]
     assert rows["naive"]["reference"] and rows["bgnbd_gg"]["reference"]
     design = [r for r in payload["rows"] if r["source"] == "published"]
     assert len(design) == 4 and all(r["reference"] for r in design)

@@ -303,3 +303,24 @@ def test_a_locked_warehouse_is_one_clear_line_naming_the_holder(tmp_path):
     assert f"is locked by process {holder.pid}" in result.output
     assert str(path) in result.output and "hint:" in result.output
     assert "Traceback" not in result.output and "Error: WarehouseLockedError" not in result.output
+
+
+def test_a_clv_scores_table_of_an_earlier_release_gains_the_new_columns(tmp_path):
+    """A table created without ``is_champion`` keeps its rows and gets the column (null on
+    the old rows, false in the staging view) when new scores are written."""
+    cfg = small_config(tmp_path / "data")
+    cfg.resolved().warehouse_path.parent.mkdir(parents=True)
+    old = [c for c in contract.columns(cfg.warehouse_dir) if c.name != "is_champion"]
+    with duckdb.connect(str(cfg.resolved().warehouse_path)) as con:
+        con.execute("create table clv_scores (" + ", ".join(
+            f"{c.name} {c.data_type}" for c in old) + ")")
+        con.execute("insert into clv_scores (customer_id, as_of_date, horizon_days, model_name, "
+                    "model_version, predicted_clv, scored_at, run_id) values ('OLD', "
+                    "'2024-12-01', 90, 'deep_ziln', 'v0', 1.5, '2024-12-02', 'old-run')")
+    write_naive_scores(cfg, dt.date(2025, 1, 1), 20)
+    with duckdb.connect(str(cfg.resolved().warehouse_path), read_only=True) as con:
+        assert con.execute("select count(*), count(is_champion) from clv_scores"
+                           ).fetchone() == (21, 20)
+        assert con.execute("select is_champion from stg_clv__scores where customer_id = 'OLD'"
+                           ).fetchone() == (False,)
+        assert con.execute("select count(*) from clv_scores_latest").fetchone()[0] == 20

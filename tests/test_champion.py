@@ -207,7 +207,7 @@ def test_the_choice_over_validation_cutoffs_never_sees_the_evaluation_labels():
     models = training.fit_models(cfg, data)
     seen: list[Split] = []
     choice, blend = selection.choose(cfg, models, data, on_cutoff=lambda _, s: seen.append(s))
-    assert choice.basis == "2 validation cutoffs"
+    assert choice.basis == "2 validation cutoffs, calibrated out of cutoff"
     assert choice.validation_cutoffs == [str(s.evaluation_date) for s in seen]
     assert all(s.evaluation_date <= data.split.validation_date for s in seen)
     assert seen[-1].evaluation_date == data.split.validation_date

@@ -125,8 +125,9 @@ def test_saved_models_reload_without_pickle_and_predict_the_same(pipeline_run):
 def test_rescoring_replaces_instead_of_duplicating(pipeline_run):
     cfg = pipeline_run.cfg
     before = scores(cfg)
-    models, chosen = scoring.scored_models(cfg)
-    result = scoring.score(cfg, models, champion=chosen)
+    models, choice = scoring.scored_models(cfg)
+    result = scoring.score(cfg, models, champion=choice.champion,
+                           calibrations=champion.calibrations(choice))
     after = scores(cfg)
     assert len(after) == len(before)
     assert set(after["run_id"]) == {result.run_id}

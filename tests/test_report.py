@@ -48,13 +48,16 @@ def make_report(predictions: dict[str, Prediction],
     return report
 
 
-def predictions(names: list[str], with_p: bool = True) -> dict[str, Prediction]:
+def predictions(names: list[str], with_p: bool = True,
+                quantiles: tuple[str, ...] = ()) -> dict[str, Prediction]:
     rng = np.random.default_rng(5)
     out = {}
     for name in names:
         clv = rng.gamma(1.0, 40.0, 200)
         p = 1 - np.exp(-clv / 40) if with_p else None
-        out[name] = Prediction(predicted_clv=clv, p_purchase=p)
+        q = (0.0 * clv, 0.5 * clv, 3.0 * clv) if name in quantiles else (None, None, None)
+        out[name] = Prediction(predicted_clv=clv, p_purchase=p, clv_p10=q[0], clv_p50=q[1],
+                               clv_p90=q[2])
     return out
 
 
@@ -65,7 +68,8 @@ def referenced_files(page: str) -> list[str]:
 def test_report_page_has_every_model_metric_and_valid_png(tmp_path):
     names = ["naive", "xgboost", "deep_ziln", "oracle"]
     importance = {"xgboost": {"frequency": 0.8, "recency_days": 0.5, "net_revenue": 0.1}}
-    report = make_report(predictions(names), importance)
+    report = make_report(predictions(names, quantiles=("deep_ziln",)), importance)
+    report.training_curves = {"deep_ziln": {"validation ZILN loss per epoch": [3.0, 2.5, 2.6]}}
     attachment = tmp_path / "evaluation.json"
     attachment.write_text("{}")
     out = write_html_report(report, tmp_path / "reports", attachments=[attachment],
@@ -87,7 +91,9 @@ def test_report_page_has_every_model_metric_and_valid_png(tmp_path):
     # Every chart drawn, every reference relative and present, every PNG a real PNG.
     pngs = [f for f in referenced_files(page) if f.endswith(".png")]
     assert sorted(pngs) == sorted(f"{k}.png" for k in
-                                  ("gain", "deciles", "calibration", "roc", "feature_importance"))
+                                  ("gain", "lift", "deciles", "calibration", "coverage", "roc",
+                                   "training", "feature_importance"))
+    assert "<dt>norm. Gini</dt>" in page  # the glossary
     for folder in (out.run_dir, out.latest.parent):
         for ref in referenced_files(page):
             assert "/" not in ref and ":" not in ref  # next to the page, no network
@@ -113,8 +119,9 @@ def test_charts_without_their_inputs_are_left_out_with_a_note(tmp_path):
     report = make_report(predictions(["naive"], with_p=False))
     out = write_html_report(report, tmp_path, run_id="r", now=NOW)
     page = out.index.read_text()
-    assert sorted(f for f in referenced_files(page)) == ["deciles.png", "gain.png"]
+    assert sorted(f for f in referenced_files(page)) == ["deciles.png", "gain.png", "lift.png"]
     assert "No calibration plot" in page and "No ROC curve" in page
+    assert "No coverage plot" in page and "No training curves" in page
     assert "No feature importance" in page
     assert not (out.run_dir / "roc.png").exists()
 
@@ -165,3 +172,40 @@ def test_backtest_summary_and_the_champion_are_on_the_page(tmp_path):
     page = write_html_report(report, tmp_path, run_id="b", now=NOW).index.read_text()
     assert "bgnbd_gg * (champion)" in page
     assert "+2.500 [+1.250, +3.750]" in page and "2025-01-01 (bgnbd_gg)" in page
+
+
+def test_champion_evidence_calibration_and_history_warning_are_on_the_page(tmp_path):
+    report = make_report(predictions(["naive", "bgnbd_gg"]))
+    report.choice = {
+        "champion": "bgnbd_gg", "basis": "3 validation cutoffs", "rule": "the rule",
+        "weights": {"naive": 0.0, "bgnbd_gg": 0.93},
+        "validation_cutoffs": ["2024-05-01", "2024-06-01", "2024-07-01"],
+        "cutoff_evidence": [
+            {"model": "bgnbd_gg", "rmse_mean": 10.0, "normalized_gini_mean": 0.6,
+             "total_ratio_mean": 1.1, "admissible": True},
+            {"model": "naive", "rmse_mean": 12.0, "normalized_gini_mean": 0.4,
+             "total_ratio_mean": 0.8, "rmse_diff": 2.0, "rmse_diff_low": 1.0,
+             "rmse_diff_high": 3.0, "admissible": False}]}
+    report.calibration = [{"model": "bgnbd_gg", "clv_scale": 0.8125, "total_ratio_raw": 1.2,
+                           "total_ratio": 0.98, "p_purchase_ece_raw": 0.07,
+                           "p_purchase_ece": 0.02}]
+    report.warnings = ["seasonality not observable: a test"]
+    page = write_html_report(report, tmp_path, run_id="c", now=NOW).index.read_text()
+    assert "<h2>Champion: bgnbd_gg</h2>" in page and "Chosen on 3 validation cutoffs" in page
+    assert "+2.000 [+1.000, +3.000]" in page and "bgnbd_gg 0.93" in page
+    assert "2024-05-01, 2024-06-01, 2024-07-01" in page
+    assert "<td>0.812</td>" in page and "<td>0.980</td>" in page
+    assert '<p class="warning">seasonality not observable: a test</p>' in page
+
+
+def test_a_history_shorter_than_a_year_and_a_horizon_is_flagged():
+    from clv_models.evaluation.evaluation import history_warnings
+    from clv_models.models.training import TrainingSet, make_split
+
+    def data(months: int) -> TrainingSet:
+        dates = [dt.date(2024 + m // 12, m % 12 + 1, 1) for m in range(months)]
+        frame = pd.DataFrame({"as_of_date": dates})
+        return TrainingSet(frame=frame, feature_names=[], split=make_split(dates, 90))
+
+    assert "seasonality not observable" in history_warnings(data(12), 90)[0]
+    assert history_warnings(data(16), 90) == []  # 15 months before the evaluation date

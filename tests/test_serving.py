@@ -26,6 +26,7 @@ import pytest
 from feast.data_source import PushMode
 
 from clv_models.core.config import Config
+from clv_models.evaluation import champion
 from clv_models.features import live
 from clv_models.features import store as features
 from clv_models.features.online_lookup import OnlineLookup
@@ -208,7 +209,9 @@ def test_one_customer_equals_batch_scoring_and_a_direct_prediction(clv_server, p
     model = load_model(cfg.models_dir / "deep_ziln")
     online = features.online_features(cfg, list(expected["customer_id"]),
                                       service=model.metadata["feature_service"])
-    direct = model.predict(online)
+    # the model's forecast with the calibration batch scoring applies too
+    calibration = champion.calibrations(champion.load(cfg))["deep_ziln"]
+    direct = calibration.apply(model.predict(online))
     for i, row in expected.iterrows():
         status, got = request(f"{clv_server}/v1/clv/{row['customer_id']}", token=TOKEN)
         assert status == 200, got
@@ -429,7 +432,9 @@ def test_pushed_order_is_visible_within_a_second(feast_server, clv_server, pipel
         # The CLV endpoint predicts from the new values at once.
         _, clv_after = request(f"{clv_server}/v1/clv/{cid}", token=TOKEN)
         model = load_model(cfg.models_dir / "deep_ziln")
-        direct = model.predict(features.online_features(cfg, [cid], service="clv_v2"))
+        calibration = champion.calibrations(champion.load(cfg))["deep_ziln"]
+        direct = calibration.apply(
+            model.predict(features.online_features(cfg, [cid], service="clv_v2")))
         assert clv_after["predicted_clv"] == pytest.approx(float(direct.predicted_clv[0]))
         assert clv_after["predicted_clv"] != pytest.approx(clv_before["predicted_clv"])
         # A return takes the refund off the net revenue.

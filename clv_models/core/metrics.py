@@ -241,6 +241,25 @@ def calibration_table(positive: np.ndarray, probability: np.ndarray,
                          "observed_rate": rate[keep]})
 
 
+def total_ratio(actual: np.ndarray, predicted: np.ndarray) -> float:
+    """Predicted total over actual total (1 = right in aggregate; NaN when nothing was
+    bought)."""
+    total = float(_as_float(actual).sum())
+    return float(_as_float(predicted).sum() / total) if total else float("nan")
+
+
+def calibration_error(positive: np.ndarray, probability: np.ndarray | None,
+                      bins: int = 10) -> float:
+    """Expected calibration error of a probability: the customer-weighted mean of
+    ``|observed rate - mean predicted|`` over the bins of :func:`calibration_table` (0 for a
+    calibrated model; NaN without a probability)."""
+    if probability is None or len(positive) == 0:
+        return float("nan")
+    table = calibration_table(positive, probability, bins)
+    gap = (table["observed_rate"] - table["mean_predicted"]).abs()
+    return float((gap * table["customers"]).sum() / table["customers"].sum())
+
+
 def quantile_scores(actual: np.ndarray, p10: np.ndarray | None, p50: np.ndarray | None,
                     p90: np.ndarray | None) -> dict[str, float]:
     """MAE of the median forecast ``clv_p50`` (the forecast MAE rewards) and the coverage of
@@ -285,7 +304,7 @@ def evaluate(
         "normalized_gini": normalized_gini(actual, predicted),
         "top_decile_capture": top_decile_capture(actual, predicted),
         "decile_mape": decile_mape(actual, predicted),
-        "total_ratio": float(predicted.sum() / actual.sum()),
+        "total_ratio": total_ratio(actual, predicted),
         "auc": float("nan") if p_purchase is None else roc_auc(
             actual > 0 if purchased is None else purchased, p_purchase),
         **quantile_scores(actual, *(quantiles or (None, None, None))),

@@ -102,6 +102,91 @@ class BacktestResult:
         return json.dumps(payload, indent=2, default=str)
 
 
+@dataclass
+class CutoffForecasts:
+    """What one cutoff's refit forecast for the cutoff's rows, before any metric."""
+
+    split: Split
+    actual: np.ndarray
+    purchased: np.ndarray
+    predictions: dict[str, Prediction]
+    champion: str
+    weights: dict[str, float]
+    #: How the cutoff is named in the result (default: its evaluation date).
+    label: str = ""
+
+
+#: Maps ``(cutoff index, model name, prediction)`` to the prediction that is scored.
+Transform = Callable[[int, str, Prediction], Prediction]
+
+
+def fit_cutoffs(cfg: Config, data: TrainingSet, cutoffs: int = DEFAULT_CUTOFFS,
+                on_cutoff: Callable[[int, Split], None] | None = None) -> list[CutoffForecasts]:
+    """Refit every model, the blend and the champion at each of the last ``cutoffs`` feasible
+    cutoffs of ``data`` and forecast the cutoff's rows."""
+    splits = backtest_splits(list(data.frame["as_of_date"].unique()), cfg.horizon_days, cutoffs)
+    out = []
+    for i, split in enumerate(splits):
+        if on_cutoff:
+            on_cutoff(i, split)
+        frame = data.frame[data.frame["as_of_date"] <= split.evaluation_date]
+        sub = TrainingSet(frame=frame, feature_names=data.feature_names, split=split,
+                          services=data.services)
+        models = training.fit_models(cfg, sub)
+        choice, blend = champion.choose(models, sub)
+        rows = sub.part("evaluation")
+        X = rows[data.feature_names]
+        preds: dict[str, Prediction] = {n: m.predict(X) for n, m in models.items()}
+        preds["blend"] = blend.combine(preds)
+        out.append(CutoffForecasts(
+            split=split, actual=rows[TARGET].to_numpy(dtype=float),
+            purchased=rows["label_purchase_days"].to_numpy() > 0, predictions=preds,
+            champion=choice.champion, weights=choice.weights))
+    return out
+
+
+def score_cutoffs(forecasts: list[CutoffForecasts], bootstrap: int = DEFAULT_BOOTSTRAP,
+                  seed: int = 0, transform: Transform | None = None,
+                  with_champion: bool = True) -> BacktestResult:
+    """Every metric per cutoff and model, and the summary with the paired bootstrap intervals
+    of the differences to the reference (see the module docstring).
+
+    ``transform`` changes each forecast before it is scored (e.g. a calibration fitted on the
+    other cutoffs); ``with_champion`` adds each cutoff's champion as the model ``champion``.
+    """
+    reference = champion.REFERENCE
+    result = BacktestResult(reference=reference)
+    rng = np.random.default_rng(seed)
+    diffs: dict[str, dict[str, list[np.ndarray]]] = {}
+    for i, f in enumerate(forecasts):
+        split, y, purchased = f.split, f.actual, f.purchased
+        preds = {n: (transform(i, n, p) if transform else p) for n, p in f.predictions.items()}
+        if with_champion:
+            preds["champion"] = preds[f.champion]
+        label = f.label or str(split.evaluation_date)
+        result.cutoffs.append({"cutoff": label,
+                               "fit_dates": [str(d) for d in split.fit_dates],
+                               "validation_date": str(split.validation_date),
+                               "customers": len(y), "champion": f.champion,
+                               "weights": f.weights})
+        for name, p in preds.items():
+            result.rows.append({"cutoff": label, "model": name,
+                                **metrics.evaluate(y, p.predicted_clv, p.p_purchase,
+                                                   purchased, p.quantiles)})
+        samples = rng.integers(0, len(y), size=(bootstrap, len(y)))
+        ref = [_scores(y[idx], preds[reference].predicted_clv[idx]) for idx in samples]
+        for name, p in preds.items():
+            per = diffs.setdefault(name, {m: [] for m in BOOTSTRAP_METRICS})
+            d = np.zeros((bootstrap, len(BOOTSTRAP_METRICS)))
+            for b, idx in enumerate(samples):
+                mine = _scores(y[idx], p.predicted_clv[idx])
+                d[b] = [mine[m] - ref[b][m] for m in BOOTSTRAP_METRICS]
+            for j, m in enumerate(BOOTSTRAP_METRICS):
+                per[m].append(d[:, j])
+    result.summary = summarise(result.rows, diffs, reference)
+    return result
+
+
 def run(cfg: Config, data: TrainingSet, cutoffs: int = DEFAULT_CUTOFFS,
         bootstrap: int = DEFAULT_BOOTSTRAP,
         on_cutoff: Callable[[int, Split], None] | None = None) -> BacktestResult:
@@ -118,47 +203,7 @@ def run(cfg: Config, data: TrainingSet, cutoffs: int = DEFAULT_CUTOFFS,
     on_cutoff
         Called with ``(index, split)`` before each cutoff is fitted.
     """
-    splits = backtest_splits(list(data.frame["as_of_date"].unique()), cfg.horizon_days, cutoffs)
-    reference = champion.REFERENCE
-    result = BacktestResult(reference=reference)
-    rng = np.random.default_rng(cfg.seed)
-    diffs: dict[str, dict[str, list[np.ndarray]]] = {}
-    for i, split in enumerate(splits):
-        if on_cutoff:
-            on_cutoff(i, split)
-        frame = data.frame[data.frame["as_of_date"] <= split.evaluation_date]
-        sub = TrainingSet(frame=frame, feature_names=data.feature_names, split=split,
-                          services=data.services)
-        models = training.fit_models(cfg, sub)
-        choice, blend = champion.choose(models, sub)
-        rows = sub.part("evaluation")
-        y = rows[TARGET].to_numpy(dtype=float)
-        purchased = rows["label_purchase_days"].to_numpy() > 0
-        X = rows[data.feature_names]
-        preds: dict[str, Prediction] = {n: m.predict(X) for n, m in models.items()}
-        preds["blend"] = blend.combine(preds)
-        preds["champion"] = preds[choice.champion]
-        result.cutoffs.append({"cutoff": str(split.evaluation_date),
-                               "fit_dates": [str(d) for d in split.fit_dates],
-                               "validation_date": str(split.validation_date),
-                               "customers": len(rows), "champion": choice.champion,
-                               "weights": choice.weights})
-        for name, p in preds.items():
-            result.rows.append({"cutoff": str(split.evaluation_date), "model": name,
-                                **metrics.evaluate(y, p.predicted_clv, p.p_purchase,
-                                                   purchased, p.quantiles)})
-        samples = rng.integers(0, len(y), size=(bootstrap, len(y)))
-        ref = [_scores(y[idx], preds[reference].predicted_clv[idx]) for idx in samples]
-        for name, p in preds.items():
-            per = diffs.setdefault(name, {m: [] for m in BOOTSTRAP_METRICS})
-            d = np.zeros((bootstrap, len(BOOTSTRAP_METRICS)))
-            for b, idx in enumerate(samples):
-                mine = _scores(y[idx], p.predicted_clv[idx])
-                d[b] = [mine[m] - ref[b][m] for m in BOOTSTRAP_METRICS]
-            for j, m in enumerate(BOOTSTRAP_METRICS):
-                per[m].append(d[:, j])
-    result.summary = summarise(result.rows, diffs, reference)
-    return result
+    return score_cutoffs(fit_cutoffs(cfg, data, cutoffs, on_cutoff), bootstrap, cfg.seed)
 
 
 def summarise(rows: list[dict[str, Any]], diffs: dict[str, dict[str, list[np.ndarray]]],

@@ -30,6 +30,7 @@ from clv_models.core.config import Config
 from clv_models.core.errors import NotBuiltError
 from clv_models.models import BlendCLV, CLVModel, Prediction
 from clv_models.models.blend import nnls_weights
+from clv_models.models.calibration import Calibration
 from clv_models.models.training import MODEL_NAMES, TARGET, TrainingSet, training_metadata
 
 #: The model every candidate must not be worse than.
@@ -60,7 +61,9 @@ class ChampionChoice:
     ``cutoff_evidence``: each candidate's mean metrics over the validation cutoffs and its
     difference to the reference with a bootstrap interval
     (:func:`clv_models.evaluation.selection.choose`), empty when the choice rests on the
-    validation date only; ``basis`` says which.
+    validation date only; ``basis`` says which. ``calibration``: each candidate's
+    :class:`~clv_models.models.calibration.Calibration` (as a dict), fitted on the same
+    out-of-time rows, applied wherever the candidate's forecasts are used (:func:`calibrations`).
     """
 
     champion: str
@@ -72,6 +75,7 @@ class ChampionChoice:
     basis: str = "the validation date only"
     validation_cutoffs: list[str] = field(default_factory=list)
     cutoff_evidence: list[dict[str, Any]] = field(default_factory=list)
+    calibration: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, default=float)
@@ -151,10 +155,13 @@ def choose(models: dict[str, CLVModel], data: TrainingSet) -> tuple[ChampionChoi
         evidence.append({"model": n, "admissible": ok, "rmse_difference_high": high, **s})
     ranked = sorted((r for r in evidence if r["admissible"]),
                     key=lambda r: (r[RANK_METRIC], r["model"] != REFERENCE))
+    calibration = {n: Calibration().fit(p.predicted_clv, y, p.p_purchase, purchased).to_dict()
+                   for n, p in candidates.items()}
     choice = ChampionChoice(champion=ranked[0]["model"],
                             validation_date=str(data.split.validation_date),
                             weights=blend.weights, evidence=evidence,
-                            versions={n: m.version for n, m in models.items()})
+                            versions={n: m.version for n, m in models.items()},
+                            calibration=calibration)
     return choice, blend
 
 
@@ -165,6 +172,13 @@ def save(cfg: Config, data: TrainingSet, choice: ChampionChoice, blend: BlendCLV
                extra=training_metadata(cfg, data, blend, data.fingerprint()))
     choice.versions["blend"] = blend.version
     atomic.write_text(c.models_dir / CHAMPION_FILE, choice.to_json())
+
+
+def calibrations(choice: ChampionChoice) -> dict[str, Calibration]:
+    """Each candidate's calibration (the identity for a candidate without one, e.g. a choice
+    saved before calibrations were fitted)."""
+    return {n: Calibration.from_dict(choice.calibration[n]) if n in choice.calibration
+            else Calibration() for n in CANDIDATES}
 
 
 def load(cfg: Config) -> ChampionChoice:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import pandas as pd
 
 from clv_models.core import atomic, metrics
 from clv_models.core.config import Config
+from clv_models.evaluation.champion import ChampionChoice, calibrations
 from clv_models.models import CLVModel, Prediction
 from clv_models.models.training import TARGET, TrainingSet
 
@@ -49,6 +50,15 @@ class EvaluationReport:
     predictions: dict[str, Prediction] = field(default_factory=dict)
     feature_importance: dict[str, dict[str, float]] = field(default_factory=dict)
     backtest: dict[str, Any] | None = None
+    #: Per model: the calibration's level factor and the total ratio and p_purchase
+    #: calibration error at the evaluation date before and after it.
+    calibration: list[dict[str, Any]] = field(default_factory=list)
+    #: The champion choice (``models/champion.json``) with its evidence, when known.
+    choice: dict[str, Any] | None = None
+    #: Per model: validation loss per epoch or boosting round (training curves).
+    training_curves: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    #: Notes on what the data could not show (e.g. no full year of history: no seasonality).
+    warnings: list[str] = field(default_factory=list)
 
     def table(self) -> pd.DataFrame:
         return pd.DataFrame(self.rows).set_index("model")
@@ -97,6 +107,38 @@ def data_source(cfg: Config) -> str:
     return f"raw files in {c.raw_dir} (imported or supplied; no ground truth)"
 
 
+#: History (days before the evaluation date) from which a seasonal pattern can be observed:
+#: one year, plus the horizon, so the same calendar window was seen once with its outcome.
+SEASONAL_HISTORY_DAYS = 365
+
+
+def history_warnings(data: TrainingSet, horizon_days: int) -> list[str]:
+    """What the history is too short to show: with less than a year of as-of dates plus one
+    horizon before the evaluation date, no model has seen the calendar window the evaluation
+    horizon covers, so a peak season in it is not anticipated."""
+    dates = sorted(data.frame["as_of_date"].unique())
+    if not dates:
+        return []
+    span = (data.split.evaluation_date - dates[0]).days
+    if span >= SEASONAL_HISTORY_DAYS + horizon_days:
+        return []
+    return [f"seasonality not observable: the training as-of dates span {span} days before "
+            f"the evaluation date, less than a year plus the {horizon_days}-day horizon, so no "
+            "model saw the calendar window the horizon covers; a peak season in it is not "
+            "anticipated and forecasts there may be systematically low or high"]
+
+
+def training_curves(model: CLVModel) -> dict[str, list[float]]:
+    """The model's validation loss per epoch or boosting round, from its metadata."""
+    meta = getattr(model, "metadata", {}) or {}
+    curves = {}
+    if meta.get("val_loss_history"):
+        curves["validation ZILN loss per epoch"] = [float(v) for v in meta["val_loss_history"]]
+    for key, values in (meta.get("validation_history") or {}).items():
+        curves[f"validation {key} per round"] = [float(v) for v in values]
+    return curves
+
+
 def split_summary(data: TrainingSet) -> dict[str, Any]:
     """The time-based split: as-of dates of each part and its row count."""
     s = data.split
@@ -107,11 +149,14 @@ def split_summary(data: TrainingSet) -> dict[str, Any]:
 
 
 def evaluate(cfg: Config, data: TrainingSet, models: dict[str, CLVModel],
-             champion: str | None = None) -> EvaluationReport:
+             champion: ChampionChoice | str | None = None) -> EvaluationReport:
     """Score every model on the evaluation rows and write the report files.
 
-    ``champion`` (chosen on the validation rows, :mod:`clv_models.evaluation.champion`) is
+    ``champion`` (chosen on validation cutoffs, :mod:`clv_models.evaluation.selection`) is
     marked in its row (``"champion": true``); the evaluation rows take no part in the choice.
+    With the whole :class:`~clv_models.evaluation.champion.ChampionChoice`, each model's
+    calibration is applied to its forecasts (as scoring and serving do), and the report shows
+    the total ratio and the ``p_purchase`` calibration error before and after it.
 
     Writes ``reports/evaluation.json`` (metrics, split, model versions) and
     ``reports/deciles.csv`` under the data directory.
@@ -123,15 +168,32 @@ def evaluate(cfg: Config, data: TrainingSet, models: dict[str, CLVModel],
                               actual_total=float(y.sum()), horizon_days=cfg.horizon_days,
                               data_source=data_source(cfg), split=split_summary(data),
                               actual=y, purchased=purchased)
+    choice = champion if isinstance(champion, ChampionChoice) else None
+    chosen = choice.champion if choice is not None else champion
+    calibration = calibrations(choice) if choice is not None else {}
+    if choice is not None:
+        report.choice = asdict(choice)
+    report.warnings = history_warnings(data, cfg.horizon_days)
     for name, model in models.items():
-        pred = model.predict(rows[data.feature_names])
+        raw = model.predict(rows[data.feature_names])
+        pred = calibration[name].apply(raw) if name in calibration else raw
+        if name in calibration:
+            report.calibration.append({
+                "model": name, "clv_scale": calibration[name].clv_scale,
+                "total_ratio_raw": metrics.total_ratio(y, raw.predicted_clv),
+                "total_ratio": metrics.total_ratio(y, pred.predicted_clv),
+                "p_purchase_ece_raw": metrics.calibration_error(purchased, raw.p_purchase),
+                "p_purchase_ece": metrics.calibration_error(purchased, pred.p_purchase)})
+        curves = training_curves(model)
+        if curves:
+            report.training_curves[name] = curves
         report.predictions[name] = pred
         importance = getattr(model, "metadata", {}).get("feature_importance")
         if importance:
             report.feature_importance[name] = {k: float(v) for k, v in importance.items()}
         report.rows.append({"model": name, "model_version": model.version,
                             "reference": name in REFERENCE_MODELS,
-                            "champion": name == champion,
+                            "champion": name == chosen,
                             **metrics.evaluate(y, pred.predicted_clv, pred.p_purchase,
                                                purchased, pred.quantiles)})
         report.deciles[name] = metrics.decile_table(y, pred.predicted_clv)
@@ -161,6 +223,9 @@ def write_report(cfg: Config, data: TrainingSet, report: EvaluationReport) -> li
         "split": report.split or split_summary(data), "data_source": report.data_source,
         "rows": [{k: (None if isinstance(v, float) and np.isnan(v) else v)
                   for k, v in r.items()} for r in report.rows],
+        "calibration": [{k: (None if isinstance(v, float) and np.isnan(v) else v)
+                         for k, v in r.items()} for r in report.calibration],
+        "warnings": report.warnings,
     }
     json_path = out / "evaluation.json"
     atomic.write_text(json_path, json.dumps(payload, indent=2))  # never a torn file

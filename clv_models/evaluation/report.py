@@ -201,8 +201,101 @@ def gain_chart(report: EvaluationReport) -> tuple[Figure | None, str]:
     return fig, ""
 
 
+#: Share of customers the zoomed lift chart shows (where the curves are told apart).
+LIFT_TOP_SHARE = 0.2
+
+
+def lift_chart(report: EvaluationReport) -> tuple[Figure | None, str]:
+    """The gain curve zoomed to the top :data:`LIFT_TOP_SHARE` of customers, with the lift
+    (share of value captured over share of customers) on a second panel."""
+    actual = np.asarray(report.actual, dtype=float)
+    if not report.predictions or actual.size == 0 or actual.sum() <= 0:
+        return None, "No lift chart: no predictions or no positive actual value."
+    _, style = _context(report)
+    n = max(int(np.ceil(actual.size * LIFT_TOP_SHARE)), 1)
+    x = np.arange(1, n + 1) / actual.size
+    fig = _figure(11.0, 4.5)
+    gain_ax, lift_ax = fig.subplots(1, 2)
+    perfect = metrics.lorenz_curve(actual, actual)[:n]
+    gain_ax.plot(*_thin(x, perfect), color="black", linewidth=1, label="perfect")
+    gain_ax.plot([0, LIFT_TOP_SHARE], [0, LIFT_TOP_SHARE], color="grey", linestyle=":",
+                 label="random")
+    for name, pred in report.predictions.items():
+        g = metrics.lorenz_curve(actual, pred.predicted_clv)[:n]
+        gain_ax.plot(*_thin(x, g), **style[name], label=name)
+        lift_ax.plot(*_thin(x, g / x), **style[name], label=name)
+    gain_ax.set(xlim=(0, LIFT_TOP_SHARE), ylim=(0, None),
+                title=f"Gain in the top {LIFT_TOP_SHARE:.0%} of customers",
+                xlabel="share of customers, ranked by prediction", ylabel="share of actual value")
+    lift_ax.axhline(1.0, color="grey", linestyle=":")
+    lift_ax.set(xlim=(0, LIFT_TOP_SHARE), title="Lift (value share / customer share)",
+                xlabel="share of customers, ranked by prediction", ylabel="lift")
+    for ax in (gain_ax, lift_ax):
+        ax.grid(alpha=0.3)
+    gain_ax.legend(loc="lower right", fontsize="small")
+    return fig, ""
+
+
+def coverage_chart(report: EvaluationReport) -> tuple[Figure | None, str]:
+    """Share of actuals inside ``[clv_p10, clv_p90]`` per predicted decile (target 0.80), with
+    the customers per decile, for every model with quantiles."""
+    with_q = {n: p for n, p in report.predictions.items()
+              if p.clv_p10 is not None and p.clv_p90 is not None}
+    actual = np.asarray(report.actual, dtype=float)
+    if not with_q or actual.size == 0:
+        return None, "No coverage plot: no model gives quantiles."
+    rows, style = _context(report)
+    fig = _figure(7.0, 5.0)
+    ax = fig.add_subplot()
+    ax.axhline(0.8, color="grey", linestyle=":", label="target 0.80")
+    counts = None
+    for name, p in with_q.items():
+        group = metrics.assign_deciles(p.predicted_clv, np.arange(actual.size))
+        inside = (actual >= p.clv_p10) & (actual <= p.clv_p90)
+        deciles = np.arange(1, 11)
+        counts = np.array([(group == d).sum() for d in deciles])
+        share = np.array([inside[group == d].mean() if c else np.nan
+                          for d, c in zip(deciles, counts, strict=True)])
+        cov = rows.get(name, {}).get("coverage_80")
+        ax.plot(deciles, share, marker="o", **style[name],
+                label=f"{name} (overall {format_metric(cov)})")
+    ax.set(xticks=np.arange(1, 11), ylim=(0, 1.02), xlabel="predicted decile (1 = highest)",
+           ylabel="share of actuals inside [p10, p90]",
+           title="Coverage of the 80 % interval per decile"
+                 + (f" ({counts[0]:,} customers per decile)" if counts is not None else ""))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left", fontsize="small")
+    return fig, ""
+
+
+def training_chart(report: EvaluationReport) -> tuple[Figure | None, str]:
+    """Validation loss per epoch (deep model) or boosting round (XGBoost), one panel per
+    curve, the best point marked."""
+    curves = [(n, label, np.asarray(v, float)) for n, c in report.training_curves.items()
+              for label, v in c.items() if len(v)]
+    if not curves:
+        return None, "No training curves: no evaluated model recorded its validation loss."
+    _, style = _context(report)
+    ncols = min(2, len(curves))
+    nrows = -(-len(curves) // ncols)
+    fig = _figure(6.0 * ncols, 3.4 * nrows)
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax, (name, label, values) in zip(axes, curves, strict=False):
+        steps = np.arange(1, len(values) + 1)
+        ax.plot(steps, values, color=style.get(name, {}).get("color", "C0"))
+        best = int(np.nanargmin(values))
+        ax.plot(steps[best], values[best], marker="o", color="black")
+        ax.set(title=f"{name}: {label}", xlabel="epoch" if "epoch" in label else "round",
+               ylabel="loss")
+        ax.grid(alpha=0.3)
+    for ax in axes[len(curves):]:
+        ax.set_visible(False)
+    return fig, ""
+
+
 def decile_chart(report: EvaluationReport) -> tuple[Figure | None, str]:
-    """Mean predicted beside mean actual value per predicted decile, one panel per model."""
+    """Mean predicted beside mean actual value per predicted decile, one panel per model, on a
+    symmetric log scale (linear below 1 currency unit) so the low deciles stay visible."""
     if not report.deciles:
         return None, "No decile chart: no model was evaluated."
     rows, style = _context(report)
@@ -219,8 +312,10 @@ def decile_chart(report: EvaluationReport) -> tuple[Figure | None, str]:
         ax.bar(d + 0.2, table["mean_predicted"], width=0.4, color=style[name]["color"],
                label="mean predicted")
         mape = rows.get(name, {}).get("decile_mape")
+        ax.set_yscale("symlog", linthresh=1.0)
         ax.set(title=f"{name} (decile MAPE {format_metric(mape)})", xticks=d,
-               xlabel="predicted decile (1 = highest)", ylabel="net revenue per customer")
+               xlabel="predicted decile (1 = highest)",
+               ylabel="net revenue per customer (log scale)")
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize="small")
     for ax in axes[len(names):]:
@@ -238,17 +333,23 @@ def calibration_chart(report: EvaluationReport) -> tuple[Figure | None, str]:
     if not probs or len(report.purchased) == 0:
         return None, "No calibration plot: no model gives p_purchase."
     _, style = _context(report)
-    fig = _figure(6.0, 5.5)
-    ax = fig.add_subplot()
+    fig = _figure(6.5, 7.0)
+    ax, count_ax = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfectly calibrated")
-    for name, p in probs.items():
+    width = 0.1 / (len(probs) + 1)
+    for k, (name, p) in enumerate(probs.items()):
         table = metrics.calibration_table(report.purchased, p)
+        ece = metrics.calibration_error(report.purchased, p)
         ax.plot(table["mean_predicted"], table["observed_rate"], marker="o", markersize=4,
-                **style[name], label=name)
-    ax.set(xlim=(0, 1), ylim=(0, 1), title="Calibration of p_purchase (10 equal-width bins)",
-           xlabel="mean predicted probability of a purchase in the horizon",
+                **style[name], label=f"{name} (calibration error {ece:.3f})")
+        count_ax.bar(table["bin_low"] + width * (k + 0.5), table["customers"], width=width,
+                     color=style[name]["color"])
+    ax.set(xlim=(0, 1), ylim=(0, 1), title="Reliability of p_purchase (10 equal-width bins)",
            ylabel="observed share of customers who purchased")
-    ax.grid(alpha=0.3)
+    count_ax.set(yscale="log", xlabel="predicted probability of a purchase in the horizon",
+                 ylabel="customers per bin")
+    for a in (ax, count_ax):
+        a.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize="small")
     return fig, ""
 
@@ -295,8 +396,9 @@ def importance_chart(report: EvaluationReport) -> tuple[Figure | None, str]:
     return fig, ""
 
 
-_CHARTS = {"gain": gain_chart, "deciles": decile_chart, "calibration": calibration_chart,
-           "roc": roc_chart, "feature_importance": importance_chart}
+_CHARTS = {"gain": gain_chart, "lift": lift_chart, "deciles": decile_chart,
+           "calibration": calibration_chart, "coverage": coverage_chart, "roc": roc_chart,
+           "training": training_chart, "feature_importance": importance_chart}
 
 
 # -- HTML -------------------------------------------------------------------------------------
@@ -330,6 +432,7 @@ th { background: #f4f4f4; }
 caption { caption-side: bottom; text-align: left; color: #666; font-size: 0.8rem; }
 img { max-width: 100%; border: 1px solid #eee; margin: 0.5rem 0 1rem; }
 .note { color: #666; font-style: italic; }
+.warning { background: #fff4e0; border-left: 4px solid #e69500; padding: 0.5rem 0.8rem; }
 .deciles { display: flex; flex-wrap: wrap; gap: 0 2rem; }
 dl { display: grid; grid-template-columns: max-content auto; gap: 0.2rem 1rem; }
 dt { font-weight: 600; }
@@ -381,6 +484,7 @@ def render_html(report: EvaluationReport, figures: dict[str, tuple[str, str]], r
     importance_note = (f'<p class="note">Without a global feature importance: '
                        f'{_e(", ".join(no_importance))}.</p>' if no_importance else "")
     backtest = backtest_section(report.backtest)
+    warnings = "".join(f'<p class="warning">{_e(w)}</p>' for w in report.warnings)
     link_items = "".join(f'<li><a href="{_e(f)}">{_e(f)}</a></li>' for f in links)
     title = f"CLV evaluation at {report.as_of_date}"
     return f"""<!DOCTYPE html>
@@ -394,22 +498,32 @@ def render_html(report: EvaluationReport, figures: dict[str, tuple[str, str]], r
 <body>
 <h1>{_e(title)}</h1>
 <dl>{"".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in facts)}</dl>
+{warnings}
 <h2>Split</h2>
 {_table(["part", "as-of date(s)", "rows"], split_rows)}
 <h2>Metrics</h2>
 {_table(["model", "version", *METRIC_COLUMNS.values()], metric_rows, caption=REFERENCE_NOTE)}
+{champion_section(report.choice)}
+{calibration_section(report.calibration)}
 {backtest}
 <h2>Gain curve</h2>
 {_img(figures, "gain", "gain curve: share of actual value by share of customers")}
+{_img(figures, "lift", "gain and lift in the top 20 % of customers")}
 <h2>Deciles</h2>
 {_img(figures, "deciles", "mean predicted and mean actual value per predicted decile")}
 <div class="deciles">{decile_tables}</div>
 <h2>Purchase probability</h2>
-{_img(figures, "calibration", "calibration of p_purchase")}
+{_img(figures, "calibration", "reliability curve of p_purchase with customers per bin")}
 {_img(figures, "roc", "ROC curve of p_purchase")}
+<h2>Forecast intervals</h2>
+{_img(figures, "coverage", "share of actuals inside the 80 % interval per decile")}
+<h2>Training curves</h2>
+{_img(figures, "training", "validation loss per epoch or boosting round")}
 <h2>Feature importance</h2>
 {_img(figures, "feature_importance", "global feature importance per model")}
 {importance_note}
+<h2>Glossary</h2>
+{GLOSSARY}
 {f"<h2>Files</h2><ul>{link_items}</ul>" if link_items else ""}
 </body>
 </html>
@@ -444,6 +558,72 @@ def backtest_section(backtest: dict | None) -> str:
             + _table(["model", *BACKTEST_COLUMNS.values()], rows,
                      caption=f"mean ± standard deviation over the cutoffs; difference to {ref} "
                              f"[95 % paired bootstrap interval]. Cutoffs (champion): {cutoffs}"))
+
+
+def champion_section(choice: dict | None) -> str:
+    """The champion, what it rests on (the rule, the validation cutoffs) and the evidence:
+    each candidate's mean metrics over the cutoffs and its RMSE difference to the reference."""
+    if not choice:
+        return ""
+    rows = []
+    for r in choice.get("cutoff_evidence") or []:
+        diff = ""
+        if r.get("rmse_diff_low") is not None and r["model"] != "bgnbd_gg":
+            diff = (f"{r['rmse_diff']:+.3f} [{r['rmse_diff_low']:+.3f}, "
+                    f"{r['rmse_diff_high']:+.3f}]")
+        rows.append([r["model"], format_metric(r.get("rmse_mean")),
+                     format_metric(r.get("normalized_gini_mean")),
+                     format_metric(r.get("total_ratio_mean")), diff,
+                     "yes" if r.get("admissible") else "no"])
+    evidence = (_table(["candidate", "RMSE", "norm. Gini", "total ratio",
+                        "RMSE - bgnbd_gg [95 %]", "admissible"], rows,
+                       caption="means over the validation cutoffs "
+                               f"{', '.join(choice.get('validation_cutoffs', []))}")
+                if rows else "")
+    weights = ", ".join(f"{n} {w:.2f}" for n, w in (choice.get("weights") or {}).items()
+                        if w > 0) or "none"
+    return (f"<h2>Champion: {_e(choice.get('champion', ''))}</h2>"
+            f"<p>Chosen on {_e(choice.get('basis', ''))}; never on the evaluation date. "
+            f"Rule: {_e(choice.get('rule', ''))}. Blend weights: {_e(weights)}.</p>{evidence}")
+
+
+def calibration_section(rows: list[dict]) -> str:
+    """Each model's calibration (fitted on validation cutoffs) and what it did at the
+    evaluation date: the total ratio and the p_purchase calibration error before and after."""
+    if not rows:
+        return ""
+    body = [[r["model"], f"{r['clv_scale']:.3f}", format_metric(r["total_ratio_raw"]),
+             format_metric(r["total_ratio"]), format_metric(r["p_purchase_ece_raw"]),
+             format_metric(r["p_purchase_ece"])] for r in rows]
+    return ("<h2>Calibration</h2>"
+            + _table(["model", "level factor", "total ratio before", "total ratio after",
+                      "p_purchase calibration error before", "after"], body,
+                     caption="fitted on the validation cutoffs; the metrics above are "
+                             "after calibration"))
+
+
+#: What the report's metrics mean, in one place for readers of the page.
+GLOSSARY = """<dl>
+<dt>RMSE, MAE</dt><dd>Root mean squared and mean absolute error of predicted_clv against the
+net revenue each customer brought in the horizon. RMSE is dominated by the big spenders.</dd>
+<dt>MAE p50</dt><dd>Mean absolute error of the median forecast clv_p50: the forecast that
+minimises MAE (for most customers it is 0: they will not buy).</dd>
+<dt>norm. Gini</dt><dd>How well the ranking by prediction sorts customers by value: the area
+between the gain curve and the diagonal, divided by the same for a perfect ranking (1 =
+perfect, 0 = random).</dd>
+<dt>top 10 %</dt><dd>Share of all actual value that the 10 % of customers with the highest
+predictions brought.</dd>
+<dt>decile MAPE</dt><dd>Mean absolute percentage error of the mean prediction per predicted
+decile: are the deciles' levels right?</dd>
+<dt>total ratio</dt><dd>Predicted total over actual total (1 = right in aggregate).</dd>
+<dt>AUC</dt><dd>Probability that a buyer gets a higher p_purchase than a non-buyer.</dd>
+<dt>calibration error</dt><dd>Customer-weighted mean gap between predicted and observed
+purchase rate over 10 probability bins (0 = a predicted 30 % means 30 % buy).</dd>
+<dt>coverage 80</dt><dd>Share of actuals inside [clv_p10, clv_p90]; 0.80 for honest
+intervals.</dd>
+<dt>Spearman</dt><dd>Rank correlation of prediction and actual; with most actuals tied at 0 it
+disagrees with Gini, so it is reported, not targeted.</dd>
+</dl>"""
 
 
 def _count(n: int | None) -> str:

@@ -13,17 +13,22 @@ than BG/NBD + Gamma-Gamma on RMSE and normalized Gini, and the upper end of the 
 bootstrap interval of its mean RMSE difference to BG/NBD is below 0. The admissible candidate
 with the lowest mean RMSE is the champion. BG/NBD + Gamma-Gamma is always admissible, so where
 it is the best forecast, or where the evidence against it is thin, it stays the champion.
-With ``cutoffs: 0``, or when the data has no feasible cutoff, the single-date rule of
-:func:`clv_models.evaluation.champion.choose` decides.
+With two cutoffs or more, each candidate is judged calibrated
+(:mod:`clv_models.models.calibration`), each cutoff's forecasts by a calibration fitted on the
+other cutoffs. With ``cutoffs: 0``, or when the data has no feasible cutoff, the single-date
+rule of :func:`clv_models.evaluation.champion.choose` decides.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
+
 from clv_models.core.config import Config
 from clv_models.evaluation import backtest, champion
-from clv_models.models import BlendCLV, CLVModel
+from clv_models.models import BlendCLV, CLVModel, Prediction
+from clv_models.models.calibration import Calibration
 from clv_models.models.training import Split, TrainingSet
 
 RULE = (f"admissible: not worse than {champion.REFERENCE} on mean "
@@ -47,11 +52,46 @@ def admissible(row: dict, reference: dict) -> bool:
     return high is not None and high < 0
 
 
+def fit_calibrations(forecasts: list[backtest.CutoffForecasts],
+                     skip: int | None = None) -> dict[str, Calibration]:
+    """Each candidate's :class:`~clv_models.models.calibration.Calibration` fitted on the
+    pooled forecasts of the cutoffs (all but the ``skip``-th)."""
+    used = [f for i, f in enumerate(forecasts) if i != skip]
+    out = {}
+    for name in used[0].predictions:
+        preds = [f.predictions[name] for f in used]
+        clv = np.concatenate([p.predicted_clv for p in preds])
+        y = np.concatenate([f.actual for f in used])
+        p_purchase = purchased = None
+        if all(p.p_purchase is not None for p in preds):
+            p_purchase = np.concatenate([p.p_purchase for p in preds])
+            purchased = np.concatenate([f.purchased for f in used])
+        out[name] = Calibration().fit(clv, y, p_purchase, purchased)
+    return out
+
+
+def decide(summary: list[dict]) -> tuple[str, list[dict]]:
+    """The champion by :data:`RULE` from a backtest summary (one row per candidate), and the
+    rows marked ``admissible``."""
+    reference = next(r for r in summary if r["model"] == champion.REFERENCE)
+    evidence = [{**r, "admissible": admissible(r, reference)} for r in summary]
+    ranked = sorted((r for r in evidence if r["admissible"]),
+                    key=lambda r: (r[f"{champion.RANK_METRIC}_mean"],
+                                   r["model"] != champion.REFERENCE))
+    return ranked[0]["model"], evidence
+
+
 def choose(cfg: Config, models: dict[str, CLVModel], data: TrainingSet,
            on_cutoff: Callable[[int, Split], None] | None = None
            ) -> tuple[champion.ChampionChoice, BlendCLV]:
     """Fit the blend on ``data``'s validation date and choose the champion over the validation
-    cutoffs (see the module docstring); ``models`` are fitted on ``data``'s fit rows."""
+    cutoffs (see the module docstring); ``models`` are fitted on ``data``'s fit rows.
+
+    Each candidate's calibration is fitted on the pooled forecasts of every validation
+    cutoff. With two cutoffs or more the candidates are judged calibrated, each cutoff's
+    forecasts by a calibration fitted on the other cutoffs (never on the rows it is judged
+    on); with one they are judged as they are.
+    """
     choice, blend = champion.choose(models, data)
     wanted = cfg.champion.cutoffs
     if wanted <= 0:
@@ -66,18 +106,23 @@ def choose(cfg: Config, models: dict[str, CLVModel], data: TrainingSet,
     cutoffs = min(wanted, len(splits))
     sub = TrainingSet(frame=frame, feature_names=data.feature_names, split=splits[-1],
                       services=data.services)
-    result = backtest.run(cfg, sub, cutoffs, cfg.champion.bootstrap, on_cutoff=on_cutoff)
-    rows = [r for r in result.summary if r["model"] != "champion"]
-    reference = next(r for r in rows if r["model"] == champion.REFERENCE)
-    evidence = [{**r, "admissible": admissible(r, reference)} for r in rows]
-    ranked = sorted((r for r in evidence if r["admissible"]),
-                    key=lambda r: (r[f"{champion.RANK_METRIC}_mean"],
-                                   r["model"] != champion.REFERENCE))
-    choice.champion = ranked[0]["model"]
+    forecasts = backtest.fit_cutoffs(cfg, sub, cutoffs, on_cutoff=on_cutoff)
+    transform = None
+    if len(forecasts) > 1:
+        held_out = [fit_calibrations(forecasts, skip=i) for i in range(len(forecasts))]
+
+        def transform(i: int, name: str, pred: Prediction) -> Prediction:
+            return held_out[i][name].apply(pred)
+
+    result = backtest.score_cutoffs(forecasts, cfg.champion.bootstrap, cfg.seed, transform,
+                                    with_champion=False)
+    choice.champion, evidence = decide(result.summary)
     choice.rule = RULE
     choice.basis = (f"{cutoffs} validation cutoff{'s' if cutoffs > 1 else ''}"
+                    + (", calibrated out of cutoff" if transform else "")
                     + ("" if cutoffs == wanted else f" (of {wanted} asked: the data has "
                        f"{len(splits)})"))
     choice.validation_cutoffs = [c["cutoff"] for c in result.cutoffs]
     choice.cutoff_evidence = evidence
+    choice.calibration = {n: c.to_dict() for n, c in fit_calibrations(forecasts).items()}
     return choice, blend

@@ -78,10 +78,16 @@ class XGBoostCLV(CLVModel):
                y_val: np.ndarray) -> xgb.Booster:
         dtrain = xgb.DMatrix(X, label=y, feature_names=self.input_names)
         dval = xgb.DMatrix(X_val, label=y_val, feature_names=self.input_names)
-        return xgb.train(self._params(objective), dtrain, num_boost_round=self.params.n_estimators,
-                         evals=[(dval, "validation")],
-                         early_stopping_rounds=self.params.early_stopping_rounds,
-                         verbose_eval=False)
+        history: dict = {}
+        booster = xgb.train(self._params(objective), dtrain,
+                            num_boost_round=self.params.n_estimators,
+                            evals=[(dval, "validation")],
+                            early_stopping_rounds=self.params.early_stopping_rounds,
+                            evals_result=history, verbose_eval=False)
+        self._history = getattr(self, "_history", {})
+        for metric, values in history.get("validation", {}).items():
+            self._history[metric] = [round(float(v), 6) for v in values]
+        return booster
 
     def fit(self, X: pd.DataFrame, y: np.ndarray, X_val: pd.DataFrame | None = None,
             y_val: np.ndarray | None = None) -> XGBoostCLV:
@@ -102,6 +108,7 @@ class XGBoostCLV(CLVModel):
         else:
             train, val = self._matrix(X), self._matrix(X_val)
         y, y_val = np.asarray(y, float), np.asarray(y_val, float)
+        self._history = {}
         self.regressor = self._train("reg:tweedie", train, y, val, y_val)
         self.classifier = self._train("binary:logistic", train, (y > 0).astype(float),
                                       val, (y_val > 0).astype(float))
@@ -115,6 +122,8 @@ class XGBoostCLV(CLVModel):
                                         sorted(gain.items(), key=lambda kv: -kv[1])},
             "feature_importance": self._shap_importance(val),
             "btyd_inputs": None if self.btyd is None else self.btyd.state(),
+            # validation metric per boosting round of each booster (training curves)
+            "validation_history": self._history,
         }
         return self
 

@@ -24,6 +24,7 @@ from clv_models.core.config import Config
 from clv_models.evaluation import champion as champions
 from clv_models.features import store as features
 from clv_models.models import BlendCLV, CLVModel, Prediction, training
+from clv_models.models.calibration import Calibration
 from clv_models.warehouse import contract
 
 SEGMENTS = ("new", "champions", "loyal", "at risk", "hibernating")
@@ -202,20 +203,24 @@ def write_scores(cfg: Config, scores: pd.DataFrame,
             raise
 
 
-def scored_models(cfg: Config) -> tuple[dict[str, CLVModel], str]:
-    """Every saved candidate (:data:`clv_models.evaluation.champion.CANDIDATES`) and the name
-    of the champion ``clv train`` chose: what ``clv score`` scores by default."""
-    choice = champions.load(cfg)
-    return training.load_models(cfg, champions.CANDIDATES), choice.champion
+def scored_models(cfg: Config) -> tuple[dict[str, CLVModel], champions.ChampionChoice]:
+    """Every saved candidate (:data:`clv_models.evaluation.champion.CANDIDATES`) and the
+    choice ``clv train`` made (the champion and each candidate's calibration): what
+    ``clv score`` scores by default."""
+    return training.load_models(cfg, champions.CANDIDATES), champions.load(cfg)
 
 
 def score(cfg: Config, models: dict[str, CLVModel], as_of: dt.date | None = None,
-          limit: int | None = None, champion: str | None = None) -> ScoringResult:
+          limit: int | None = None, champion: str | None = None,
+          calibrations: dict[str, Calibration] | None = None) -> ScoringResult:
     """Score every customer with features at ``as_of`` (default: the latest as-of date).
 
     Every model in ``models`` gets its own scored set; the rows of ``champion`` (a name in
     ``models``) have ``is_champion`` true. A :class:`~clv_models.models.blend.BlendCLV` combines
-    the predictions its components made in the same run when they are among ``models``.
+    the predictions its components made in the same run when they are among ``models``. A
+    model's ``calibrations`` entry (fitted on validation cutoffs,
+    :mod:`clv_models.models.calibration`) is applied to its rows; a blend combines its
+    components' uncalibrated forecasts, as its weights were fitted on them.
 
     Features come from Feast's offline store (the same point-in-time retrieval as training),
     one retrieval of the union of the models' feature services (``clv_v1`` always: the segment
@@ -251,6 +256,8 @@ def score(cfg: Config, models: dict[str, CLVModel], as_of: dt.date | None = None
                               for n in m.weights})
         pred = pred if pred is not None else m.predict(frame, explain=True)
         predictions[name] = pred
+        if calibrations and name in calibrations:
+            pred = calibrations[name].apply(pred)
         parts.append(score_frame(m, frame, as_of, run_id, scored_at, pred,
                                  is_champion=name == champion))
         seconds[f"score:{name}"] = time.perf_counter() - start

@@ -63,6 +63,7 @@ from clv_models.core.config import Config
 from clv_models.core.errors import CLVError
 from clv_models.features import store as features
 from clv_models.features.online_lookup import OnlineLookup
+from clv_models.models.calibration import Calibration
 from clv_models.scoring import score as scoring
 from clv_models.warehouse import bi, contract
 
@@ -173,10 +174,16 @@ class CLVService:
         from clv_models.models import training
 
         self.cfg = cfg.resolved()
+        chosen = (champion.load(self.cfg)
+                  if (self.cfg.models_dir / champion.CHAMPION_FILE).exists() or model_name is None
+                  else None)
         if model_name is None:
-            model_name = champion.load(self.cfg).champion
+            model_name = chosen.champion
         if model_name not in champion.CANDIDATES:
             raise ServeError(f"unknown model {model_name!r}; one of {champion.CANDIDATES}")
+        # The calibration batch scoring applies (fitted on validation cutoffs).
+        self.calibration = (champion.calibrations(chosen)[model_name] if chosen is not None
+                            else Calibration())
         self.model = training.load_models(self.cfg, (model_name,))[model_name]
         self.store = features.feature_store(self.cfg)
         self.service = self.model.metadata.get("feature_service", self.model.feature_service)
@@ -234,7 +241,7 @@ class CLVService:
         if not all(known):
             values = {k: [v for v, keep in zip(col, known, strict=True) if keep]
                       for k, col in values.items()}
-        pred = self.model.predict(values, explain=explain)
+        pred = self.calibration.apply(self.model.predict(values, explain=explain))
         known_ids = values[features.ENTITY_KEY]
         deciles = [self.reference.decile(float(v), c)
                    for v, c in zip(pred.predicted_clv, known_ids, strict=True)]

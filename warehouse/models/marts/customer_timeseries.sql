@@ -2,7 +2,9 @@
 -- Time-series features per customer at each as-of date t, from events strictly before t:
 -- trailing-window totals (7/30/90/180/365 days) of orders, gross revenue, refunds, net revenue,
 -- views and sessions; 90-day trends; inter-purchase time; tenure; first-order value; and the
--- weekly net-revenue and view sequences of the last 52 weeks for sequence models.
+-- weekly net-revenue and view sequences of the last 52 weeks for sequence models; and the
+-- shop's calendar inputs at t (int_shop_calendar: the season the horizon covers, the shop's
+-- own seasonal ratio), the same for every customer at t.
 {%- set windows = var('trailing_windows') %}
 with
 
@@ -21,6 +23,12 @@ windows as (
 weeks as (
 
     select * from {{ ref('int_customer_weeks_aggregated') }}
+
+),
+
+calendar as (
+
+    select * from {{ ref('int_shop_calendar') }}
 
 ),
 
@@ -69,7 +77,10 @@ select
     cast(population.first_order_day_revenue as {{ clv_type_double() }}) as first_order_value,
     coalesce(weeks.weekly_net_revenue_52w, {{ clv_float_array(['0'] * 52) }})
         as weekly_net_revenue_52w,
-    coalesce(weeks.weekly_views_52w, {{ clv_float_array(['0'] * 52) }}) as weekly_views_52w
+    coalesce(weeks.weekly_views_52w, {{ clv_float_array(['0'] * 52) }}) as weekly_views_52w,
+    calendar.horizon_season_sin,
+    calendar.horizon_season_cos,
+    calendar.shop_seasonal_ratio
 from population
 left join windows
     on population.customer_id = windows.customer_id
@@ -79,3 +90,5 @@ left join weeks
     and population.as_of_date = weeks.as_of_date
 left join customers
     on population.customer_id = customers.customer_id
+left join calendar
+    on population.as_of_date = calendar.as_of_date
