@@ -216,15 +216,17 @@ def test_bench_cdnow_end_to_end(tmp_path):
     evidence = {r["model"]: r for r in payload["champion_evidence"]}
     assert evidence[payload["champion"]]["admissible"] and evidence["bgnbd_gg"]["admissible"]
     assert payload["champion"] in rows["champion"]["source"]
-    assert payload["beats_references"] == rows["champion"]["beats_references"]
+    assert payload["beats_references"] == {k: rows["champion"]["beats_references"][k]
+                                           for k in bench_cdnow.TARGET_KEYS}
     assert rows["naive"]["reference"] and rows["bgnbd_gg"]["reference"]
     design = [r for r in payload["rows"] if r["source"] == "published"]
     assert len(design) == 4 and all(r["reference"] for r in design)
     assert design[0]["normalized_gini"] == 0.672
     for name in ("xgboost", "deep_ziln"):
         assert 0 < rows[name]["total_ratio"] < 10 and -1 <= rows[name]["normalized_gini"] <= 1
-        assert set(rows[name]["beats_references"]) == set(METRIC_KEYS)
-    assert set(payload["beats_references"]) == set(METRIC_KEYS)
+        assert set(rows[name]["beats_references"]) == {*METRIC_KEYS, "mae_p50"}
+    assert set(payload["beats_references"]) == set(bench_cdnow.TARGET_KEYS)
+    assert payload["targets"]["mae_p50"] == payload["targets"]["mae"]
     assert payload["horizon_days"] == 273 and payload["as_of_date"] == "1997-10-01"
     assert payload["training_as_of_dates"][0] == "1997-02-01"  # sliding monthly cutoffs
     assert payload["training_as_of_dates"][-1] == "1997-10-01"
