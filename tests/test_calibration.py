@@ -7,15 +7,18 @@ import pytest
 
 from clv_models.core import metrics
 from clv_models.models import Prediction
-from clv_models.models.calibration import MAX_KNOTS, Calibration, isotonic
+from clv_models.models.calibration import MAX_KNOTS, Calibration, apply_knots, isotonic
 
 
-def test_isotonic_is_the_pool_adjacent_violators_fit():
+def test_isotonic_is_the_pool_adjacent_violators_fit_centred_on_its_blocks():
     x = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 5.0])
     y = np.array([1.0, 3.0, 2.0, 4.0, 6.0, 4.0])
     kx, ky = isotonic(x, y)
-    assert kx.tolist() == [1.0, 2.0, 3.0, 4.0, 5.0]
-    assert ky.tolist() == [1.0, 2.5, 2.5, 4.0, 5.0]  # 3 and 2 pooled; ties at x=5 averaged
+    assert kx.tolist() == [1.0, 2.5, 4.0, 5.0]  # 3 and 2 pooled into one block at x = 2.5
+    assert ky.tolist() == [1.0, 2.5, 4.0, 5.0]  # ties at x = 5 averaged
+    # read back: increasing between the knots, proportional beyond the largest
+    assert apply_knots(np.array([2.0, 3.0, 10.0]), kx, ky, proportional=True).tolist() == [
+        2.0, 3.0, 10.0]
     assert np.all(np.diff(isotonic(np.random.default_rng(0).random(5_000),
                                    np.random.default_rng(1).random(5_000))[1]) >= 0)
     assert len(isotonic(np.arange(10_000.0), np.arange(10_000.0))[0]) <= MAX_KNOTS
@@ -45,7 +48,12 @@ def test_calibration_fixes_level_and_probability_on_fresh_rows_and_keeps_the_ran
     assert before > 0.1 and after < 0.02
     order = np.argsort(fresh.predicted_clv)
     assert np.all(np.diff(fixed.predicted_clv[order]) >= 0)  # same ranking
-    assert np.allclose(fixed.clv_p50, fresh.clv_p50 * calibration.clv_scale)
+    assert metrics.normalized_gini(fresh_value, fixed.predicted_clv) == pytest.approx(
+        metrics.normalized_gini(fresh_value, fresh.predicted_clv), abs=0.002)
+    rmse = [np.sqrt(np.mean((p - fresh_value) ** 2)) for p in (fresh.predicted_clv,
+                                                                fixed.predicted_clv)]
+    assert rmse[1] < rmse[0]
+    assert np.allclose(fixed.clv_p50, fresh.clv_p50 * fixed.predicted_clv / fresh.predicted_clv)
     restored = Calibration.from_dict(calibration.to_dict())
     assert np.allclose(restored.apply(fresh).p_purchase, fixed.p_purchase)
 

@@ -50,8 +50,8 @@ class EvaluationReport:
     predictions: dict[str, Prediction] = field(default_factory=dict)
     feature_importance: dict[str, dict[str, float]] = field(default_factory=dict)
     backtest: dict[str, Any] | None = None
-    #: Per model: the calibration's level factor and the total ratio and p_purchase
-    #: calibration error at the evaluation date before and after it.
+    #: Per model: what the calibration does to the validation total, and the total ratio and
+    #: p_purchase calibration error at the evaluation date before and after it.
     calibration: list[dict[str, Any]] = field(default_factory=list)
     #: The champion choice (``models/champion.json``) with its evidence, when known.
     choice: dict[str, Any] | None = None

@@ -596,7 +596,7 @@ def calibration_section(rows: list[dict]) -> str:
              format_metric(r["total_ratio"]), format_metric(r["p_purchase_ece_raw"]),
              format_metric(r["p_purchase_ece"])] for r in rows]
     return ("<h2>Calibration</h2>"
-            + _table(["model", "level factor", "total ratio before", "total ratio after",
+            + _table(["model", "validation total factor", "total ratio before", "total ratio after",
                       "p_purchase calibration error before", "after"], body,
                      caption="fitted on the validation cutoffs; the metrics above are "
                              "after calibration"))
