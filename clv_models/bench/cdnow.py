@@ -297,9 +297,10 @@ def choose_champion(preds: dict[str, Prediction], folds: list[FoldForecasts], y:
     Each fold's validation part plays the part of a validation cutoff: the candidates are the
     reference models, the fold's learned models and their blend (weights fitted on that part;
     its own forecast there cross-fitted by customer). Each candidate is judged calibrated by
-    the other folds' parts. A predicted customer's blend and champion forecasts use the weights
-    and calibration of its own fold's validation part, which holds none of the fold's
-    customers.
+    the other folds' parts (:func:`clv_models.evaluation.selection.judge`: the
+    ``predicted_clv`` map only where it helped out of fold). A predicted customer's blend and
+    champion forecasts use the weights and calibration of its own fold's validation part,
+    which holds none of the fold's customers.
     """
     forecasts, weights = [], []
     for k, fold in enumerate(folds):
@@ -317,15 +318,13 @@ def choose_champion(preds: dict[str, Prediction], folds: list[FoldForecasts], y:
         forecasts.append(backtest.CutoffForecasts(
             split=Split([], AS_OF, AS_OF), actual=y[v], purchased=purchased[v],
             predictions=cand, champion="", weights=blend.weights, label=f"fold {k + 1}"))
-    held = [selection.fit_calibrations(forecasts, skip=i) for i in range(len(forecasts))]
-    result = backtest.score_cutoffs(forecasts, bootstrap, seed,
-                                    lambda i, n, p: held[i][n].apply(p), with_champion=False)
-    name, evidence = selection.decide(result.summary)
+    name, evidence, pooled, _ = selection.judge(forecasts, bootstrap, seed)
     fields = ("predicted_clv", "p_purchase", "clv_p10", "clv_p50", "clv_p90")
     out = {m: {f: np.full(len(y), np.nan) for f in fields} for m in ("blend", name)}
     for k, (fold, blend) in enumerate(zip(folds, weights, strict=True)):
         t = fold.test
-        calibration = selection.fit_calibrations([forecasts[k]])
+        calibration = {n: c if pooled[n].clv_knots_x else selection.without_clv_map(c)
+                       for n, c in selection.fit_calibrations([forecasts[k]]).items()}
         test = {n: _take(preds[n], t) for n in training.MODEL_NAMES}
         test["blend"] = blend.combine(test)
         for m in out:

@@ -21,6 +21,7 @@ rule of :func:`clv_models.evaluation.champion.choose` decides.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import numpy as np
@@ -70,6 +71,54 @@ def fit_calibrations(forecasts: list[backtest.CutoffForecasts],
     return out
 
 
+def without_clv_map(calibration: Calibration) -> Calibration:
+    """``calibration`` with its ``p_purchase`` map only (``predicted_clv`` left as it is)."""
+    return dataclasses.replace(calibration, clv_knots_x=[], clv_knots_y=[], clv_scale=1.0)
+
+
+def judge(forecasts: list[backtest.CutoffForecasts], bootstrap: int, seed: int
+          ) -> tuple[str, list[dict], dict[str, Calibration], str]:
+    """The champion and the evidence from the candidates' forecasts at the validation
+    cutoffs, with each candidate's calibration.
+
+    The ``p_purchase`` map is always fitted. The ``predicted_clv`` map is kept for a candidate
+    only where it lowered the candidate's mean RMSE over the cutoffs out of cutoff (each
+    cutoff corrected by a map fitted on the others): on few rows a map of a heavy-tailed label
+    can cost more than it corrects. With one cutoff there is no such evidence and no
+    ``predicted_clv`` map. Returns the champion, the evidence rows (with ``clv_calibrated``),
+    the calibrations, and a phrase saying how the candidates were judged.
+    """
+    final = fit_calibrations(forecasts)
+    names = list(final)
+    use_clv = dict.fromkeys(names, False)
+    if len(forecasts) > 1:
+        held = [fit_calibrations(forecasts, skip=i) for i in range(len(forecasts))]
+
+        def rmse(full: bool) -> dict[str, float]:
+            res = backtest.score_cutoffs(
+                forecasts, 0, seed, lambda i, n, p: (held[i][n] if full else without_clv_map(
+                    held[i][n])).apply(p), with_champion=False)
+            return {r["model"]: r["rmse_mean"] for r in res.summary}
+
+        plain, mapped = rmse(False), rmse(True)
+        use_clv = {n: mapped[n] < plain[n] for n in names}
+        per_cutoff = [{n: c if use_clv[n] else without_clv_map(c) for n, c in h.items()}
+                      for h in held]
+        how = "calibrated out of cutoff"
+    else:
+        per_cutoff = [{n: without_clv_map(c) for n, c in final.items()}]
+        how = "p_purchase calibrated in cutoff"
+
+    def transform(i: int, name: str, pred: Prediction) -> Prediction:
+        return per_cutoff[i][name].apply(pred)
+
+    result = backtest.score_cutoffs(forecasts, bootstrap, seed, transform, with_champion=False)
+    name, evidence = decide(result.summary)
+    evidence = [{**r, "clv_calibrated": use_clv[r["model"]]} for r in evidence]
+    calibrations = {n: (c if use_clv[n] else without_clv_map(c)) for n, c in final.items()}
+    return name, evidence, calibrations, how
+
+
 def decide(summary: list[dict]) -> tuple[str, list[dict]]:
     """The champion by :data:`RULE` from a backtest summary (one row per candidate), and the
     rows marked ``admissible``."""
@@ -107,22 +156,14 @@ def choose(cfg: Config, models: dict[str, CLVModel], data: TrainingSet,
     sub = TrainingSet(frame=frame, feature_names=data.feature_names, split=splits[-1],
                       services=data.services)
     forecasts = backtest.fit_cutoffs(cfg, sub, cutoffs, on_cutoff=on_cutoff)
-    transform = None
-    if len(forecasts) > 1:
-        held_out = [fit_calibrations(forecasts, skip=i) for i in range(len(forecasts))]
-
-        def transform(i: int, name: str, pred: Prediction) -> Prediction:
-            return held_out[i][name].apply(pred)
-
-    result = backtest.score_cutoffs(forecasts, cfg.champion.bootstrap, cfg.seed, transform,
-                                    with_champion=False)
-    choice.champion, evidence = decide(result.summary)
+    choice.champion, evidence, calibrations, how = judge(forecasts, cfg.champion.bootstrap,
+                                                         cfg.seed)
     choice.rule = RULE
     choice.basis = (f"{cutoffs} validation cutoff{'s' if cutoffs > 1 else ''}"
-                    + (", calibrated out of cutoff" if transform else "")
+                    + f", {how}"
                     + ("" if cutoffs == wanted else f" (of {wanted} asked: the data has "
                        f"{len(splits)})"))
-    choice.validation_cutoffs = [c["cutoff"] for c in result.cutoffs]
+    choice.validation_cutoffs = [str(f.split.evaluation_date) for f in forecasts]
     choice.cutoff_evidence = evidence
-    choice.calibration = {n: c.to_dict() for n, c in fit_calibrations(forecasts).items()}
+    choice.calibration = {n: c.to_dict() for n, c in calibrations.items()}
     return choice, blend
