@@ -176,6 +176,15 @@ def test_cdnow_file_lookup_says_how_to_get_it(monkeypatch, tmp_path):
 
 
 @pytest.mark.skipif(importlib.util.find_spec("lifetimes") is None, reason="lifetimes absent")
+def test_the_one_in_ten_sample_reads_as_the_same_shop_in_small():
+    from clv_models.ingest.importers import read_cdnow
+
+    sample = read_cdnow(cdnow_master_path(name=bench_cdnow.CDNOW_SAMPLE_FILE))
+    assert sample["customer_id"].nunique() == 2_357
+    assert sample["ordered_at"].min() == pd.Timestamp("1997-01-01", tz="UTC")
+    assert (sample["order_total"] >= 0).all()
+
+
 def test_cdnow_file_comes_from_the_lifetimes_wheel():
     path = cdnow_master_path()
     assert path.name == "CDNOW_master.txt" and path.parent.parent.name == "lifetimes"

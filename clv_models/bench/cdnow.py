@@ -67,6 +67,8 @@ from clv_models.models.training import Split
 from clv_models.warehouse import dbt as warehouse
 
 CDNOW_FILE = "CDNOW_master.txt"
+#: The 1/10 sample in the same wheel (2,357 customers): a small real shop.
+CDNOW_SAMPLE_FILE = "CDNOW_sample.txt"
 CALIBRATION_START = dt.date(1997, 1, 1)
 AS_OF = dt.date(1997, 10, 1)  # first holdout day; calibration ends the day before
 HORIZON_DAYS = 273  # 1997-10-01 .. 1998-06-30, 39 weeks
@@ -133,7 +135,7 @@ class CdnowNotFoundError(CLVError, FileNotFoundError):
     """``CDNOW_master.txt`` is neither given nor in an installed ``lifetimes`` package."""
 
 
-def cdnow_master_path(path: Path | None = None) -> Path:
+def cdnow_master_path(path: Path | None = None, name: str = CDNOW_FILE) -> Path:
     """The ``CDNOW_master.txt`` to benchmark on: ``path`` when given, else the installed copy.
 
     The ``lifetimes`` wheel (the ``bench`` extra, ``lifetimes==0.11.3``) ships the file in
@@ -153,12 +155,12 @@ def cdnow_master_path(path: Path | None = None) -> Path:
         return path
     spec = importlib.util.find_spec("lifetimes")
     for folder in (spec.submodule_search_locations or []) if spec else []:
-        candidate = Path(folder) / "datasets" / CDNOW_FILE
+        candidate = Path(folder) / "datasets" / name
         if candidate.is_file():
             return candidate
-    where = "is not installed" if spec is None else f"has no datasets/{CDNOW_FILE}"
+    where = "is not installed" if spec is None else f"has no datasets/{name}"
     raise CdnowNotFoundError(
-        f"{CDNOW_FILE} not found: the lifetimes package {where}. Install the benchmark extra "
+        f"{name} not found: the lifetimes package {where}. Install the benchmark extra "
         "(pip install 'clv-models[bench]', i.e. lifetimes==0.11.3, which ships the file) or pass "
         f"a local copy with --cdnow PATH")
 
@@ -460,7 +462,7 @@ def _clean(value: Any) -> Any:
 
 
 def bench_cdnow(cfg: Config, cdnow_path: Path | None = None, folds: int = DEFAULT_FOLDS,
-                echo: Callable[[str], None] = print) -> BenchResult:
+                echo: Callable[[str], None] = print, sample: bool = False) -> BenchResult:
     """``clv bench cdnow``: import, build, Feast, cross-fit, evaluate (module docstring).
 
     Parameters
@@ -477,7 +479,7 @@ def bench_cdnow(cfg: Config, cdnow_path: Path | None = None, folds: int = DEFAUL
     echo
         Progress lines.
     """
-    source = cdnow_master_path(cdnow_path)
+    source = cdnow_master_path(cdnow_path, CDNOW_SAMPLE_FILE if sample else CDNOW_FILE)
     cfg = cdnow_config(cfg).resolved()
     seconds: dict[str, float] = {}
     start_all = time.perf_counter()

@@ -198,11 +198,14 @@ def bench_training(ctx: click.Context, customers: int, entity_rows: int, rows: i
                                                        path_type=Path),
               help="A local CDNOW_master.txt (default: the copy in the installed lifetimes "
                    "package, pip install 'clv-models[bench]').")
+@click.option("--sample", is_flag=True,
+              help="The 1/10 sample (CDNOW_sample.txt, 2,357 customers, from the same package) "
+                   "instead of the whole file: a small shop.")
 @click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True,
               help="Folds of the cross-fitting by customer (xgboost, deep_ziln).")
 @json_option
 @click.pass_context
-def bench_cdnow(ctx: click.Context, cdnow_path: Path | None, folds: int,
+def bench_cdnow(ctx: click.Context, cdnow_path: Path | None, sample: bool, folds: int,
                 json_path: Path | None) -> None:
     """Real-data accuracy on CDNOW (docs/evaluation.md protocol) beside published reference rows.
 
@@ -224,6 +227,7 @@ def bench_cdnow(ctx: click.Context, cdnow_path: Path | None, folds: int,
     overrides = {k: v for k, v in MODEL_SETTINGS.items() if k not in given}
     if "data_dir" not in given:
         overrides["data_dir"] = config(ctx).data_dir / "bench-cdnow"
-    result = run_bench(config(ctx, **overrides), cdnow_path, folds=folds, echo=console.print)
+    result = run_bench(config(ctx, **overrides), cdnow_path, folds=folds, echo=console.print,
+                       sample=sample)
     console.print(f"{result.extra['seconds']['total']:.0f} s")
     emit(result, json_path, [cdnow_table(result), diagnostics_table(result)])

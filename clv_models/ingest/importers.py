@@ -106,7 +106,9 @@ def write_raw(cfg: Config, tables: Mapping[str, pd.DataFrame],
 def read_cdnow(path: Path) -> pd.DataFrame:
     """Orders from ``CDNOW_master.txt``: whitespace-separated ``customer yyyymmdd cds dollars``.
 
-    An optional first line of column names (no digits) is skipped. Every line is one purchase
+    The 1/10 sample's layout (``CDNOW_sample.txt``: ``customer sample_id yyyymmdd cds
+    dollars``, 5 fields on every line) is read too; the sample id is dropped. An optional first
+    line of column names (no digits) is skipped. Every line is one purchase
     record; ``order_id`` is ``<customer>-<yyyymmdd>-<line>`` and
     the timestamp midnight UTC of the day (the file has no time of day).
     """
@@ -122,6 +124,8 @@ def read_cdnow(path: Path) -> pd.DataFrame:
         keep = keep[1:]  # a header line (the copy in the lifetimes package has one)
     if not keep:
         raise InputFormatError(f"{path}: no purchase records (empty file)")
+    if all(len(parts[i]) == 5 for i in keep):  # the 1/10 sample: drop its sample id
+        parts = [p[:1] + p[2:] if len(p) == 5 else p for p in parts]
     bad_width = [i + 1 for i in keep if len(parts[i]) != 4]
     if bad_width:
         _fail(path, "expected 4 fields (customer yyyymmdd cds dollars)", bad_width)
