@@ -16,7 +16,7 @@ import pytest
 from clv_models.core.config import XGBoostConfig, load_config
 from clv_models.core.errors import DataError
 from clv_models.evaluation import champion, selection
-from clv_models.evaluation.backtest import backtest_splits
+from clv_models.evaluation.backtest import backtest_splits, feasible_splits
 from clv_models.models import (
     BGNBDGammaGammaCLV,
     BlendCLV,
@@ -221,3 +221,14 @@ def test_the_choice_over_validation_cutoffs_never_sees_the_evaluation_labels():
     assert choice.champion == min((r for r in rows.values() if r["admissible"]),
                                   key=lambda r: r["rmse_mean"])["model"]
     assert set(blend.weights) == set(training.MODEL_NAMES)
+
+
+def test_validation_cutoffs_are_spread_over_the_year_where_the_data_allow():
+    dates = [dt.date(2023 + m // 12, m % 12 + 1, 1) for m in range(30)]
+    feasible = feasible_splits(dates, HORIZON)
+    chosen = [s.evaluation_date for s in selection.spread_splits(feasible, 3)]
+    assert chosen[-1] == dates[-1] and len(chosen) == 3
+    assert all((b - a).days >= 365 // 3 for a, b in zip(chosen, chosen[1:]))
+    short = feasible[-4:]  # four months: not enough to spread, the latest ones instead
+    assert [s.evaluation_date for s in selection.spread_splits(short, 3)] == [
+        s.evaluation_date for s in short[-3:]]

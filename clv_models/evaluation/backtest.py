@@ -121,10 +121,13 @@ Transform = Callable[[int, str, Prediction], Prediction]
 
 
 def fit_cutoffs(cfg: Config, data: TrainingSet, cutoffs: int = DEFAULT_CUTOFFS,
-                on_cutoff: Callable[[int, Split], None] | None = None) -> list[CutoffForecasts]:
+                on_cutoff: Callable[[int, Split], None] | None = None,
+                splits: list[Split] | None = None) -> list[CutoffForecasts]:
     """Refit every model, the blend and the champion at each of the last ``cutoffs`` feasible
-    cutoffs of ``data`` and forecast the cutoff's rows."""
-    splits = backtest_splits(list(data.frame["as_of_date"].unique()), cfg.horizon_days, cutoffs)
+    cutoffs of ``data`` (or at ``splits``) and forecast the cutoff's rows."""
+    if splits is None:
+        splits = backtest_splits(list(data.frame["as_of_date"].unique()), cfg.horizon_days,
+                                 cutoffs)
     out = []
     for i, split in enumerate(splits):
         if on_cutoff:

@@ -2,8 +2,9 @@
 
 One validation date is thin evidence: a shop's level and seasonality move from one horizon to
 the next, and a blend or learner that wins at one date can lose at the next. So ``clv train``
-repeats the time split at the latest :attr:`~clv_models.core.config.ChampionConfig.cutoffs`
-as-of dates up to the validation date (a rolling-origin backtest,
+repeats the time split at :attr:`~clv_models.core.config.ChampionConfig.cutoffs` as-of dates
+up to the validation date, spread over the last year where the data allow
+(:func:`spread_splits`; a rolling-origin backtest,
 :func:`clv_models.evaluation.backtest.run`, on the rows whose labels end by the evaluation
 date): at each one every model is refitted on the earlier dates, the blend's weights are fitted
 on that refit's own validation date, and all are judged on the cutoff's rows.
@@ -51,6 +52,33 @@ def admissible(row: dict, reference: dict) -> bool:
             return False
     high = row.get(f"{champion.RANK_METRIC}_diff_high")
     return high is not None and high < 0
+
+
+#: Days the validation cutoffs are spread over: a year, so that together they cover the seasons.
+SPREAD_DAYS = 365
+
+
+def spread_splits(splits: list[Split], cutoffs: int) -> list[Split]:
+    """``cutoffs`` of the feasible ``splits`` (oldest first), spread over the last year: the
+    latest, then each next one at least ``SPREAD_DAYS / cutoffs`` days before the previous
+    one where the data allow, else the latest ones not taken. Adjacent monthly cutoffs share
+    most of their label window and one season; spread ones show how a candidate fares across
+    the year."""
+    if cutoffs >= len(splits):
+        return list(splits)
+    gap = SPREAD_DAYS // cutoffs
+    chosen = [splits[-1]]
+    for s in reversed(splits[:-1]):
+        if len(chosen) == cutoffs:
+            break
+        if (chosen[-1].evaluation_date - s.evaluation_date).days >= gap:
+            chosen.append(s)
+    for s in reversed(splits):
+        if len(chosen) == cutoffs:
+            break
+        if s not in chosen:
+            chosen.append(s)
+    return sorted(chosen, key=lambda s: s.evaluation_date)
 
 
 def fit_calibrations(forecasts: list[backtest.CutoffForecasts],
@@ -155,7 +183,8 @@ def choose(cfg: Config, models: dict[str, CLVModel], data: TrainingSet,
     cutoffs = min(wanted, len(splits))
     sub = TrainingSet(frame=frame, feature_names=data.feature_names, split=splits[-1],
                       services=data.services)
-    forecasts = backtest.fit_cutoffs(cfg, sub, cutoffs, on_cutoff=on_cutoff)
+    forecasts = backtest.fit_cutoffs(cfg, sub, cutoffs, on_cutoff=on_cutoff,
+                                     splits=spread_splits(splits, cutoffs))
     choice.champion, evidence, calibrations, how = judge(forecasts, cfg.champion.bootstrap,
                                                          cfg.seed)
     choice.rule = RULE
