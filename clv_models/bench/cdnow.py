@@ -325,8 +325,10 @@ def choose_champion(preds: dict[str, Prediction], folds: list[FoldForecasts], y:
     out = {m: {f: np.full(len(y), np.nan) for f in fields} for m in ("blend", name)}
     for k, (fold, blend) in enumerate(zip(folds, weights, strict=True)):
         t = fold.test
-        calibration = {n: c if pooled[n].clv_knots_x else selection.without_clv_map(c)
-                       for n, c in selection.fit_calibrations([forecasts[k]]).items()}
+        calibration = {}
+        for n, c in selection.fit_calibrations([forecasts[k]]).items():
+            c = c if pooled[n].clv_knots_x else selection.without_clv_map(c)
+            calibration[n] = c if pooled[n].p_knots_x else selection.without_p_map(c)
         test = {n: _take(preds[n], t) for n in training.MODEL_NAMES}
         test["blend"] = blend.combine(test)
         for m in out:

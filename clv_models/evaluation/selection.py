@@ -27,6 +27,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from clv_models.core import metrics
 from clv_models.core.config import Config
 from clv_models.evaluation import backtest, champion
 from clv_models.models import BlendCLV, CLVModel, Prediction
@@ -104,16 +105,37 @@ def without_clv_map(calibration: Calibration) -> Calibration:
     return dataclasses.replace(calibration, clv_knots_x=[], clv_knots_y=[], clv_scale=1.0)
 
 
+def without_p_map(calibration: Calibration) -> Calibration:
+    """``calibration`` without its ``p_purchase`` map."""
+    return dataclasses.replace(calibration, p_knots_x=[], p_knots_y=[])
+
+
+def _p_error(forecasts: list[backtest.CutoffForecasts], name: str,
+             maps: list[Calibration] | None) -> float:
+    """Mean ``p_purchase`` calibration error of ``name`` over the cutoffs, each mapped by its
+    own entry of ``maps`` (none: as forecast)."""
+    errors = []
+    for i, f in enumerate(forecasts):
+        p = f.predictions[name].p_purchase
+        if p is None:
+            return float("nan")
+        if maps is not None:
+            p = maps[i].apply(f.predictions[name]).p_purchase
+        errors.append(metrics.calibration_error(f.purchased, p))
+    return float(np.mean(errors))
+
+
 def judge(forecasts: list[backtest.CutoffForecasts], bootstrap: int, seed: int
           ) -> tuple[str, list[dict], dict[str, Calibration], str]:
     """The champion and the evidence from the candidates' forecasts at the validation
     cutoffs, with each candidate's calibration.
 
-    The ``p_purchase`` map is always fitted. The ``predicted_clv`` map is kept for a candidate
-    only where it lowered the candidate's mean RMSE over the cutoffs out of cutoff (each
-    cutoff corrected by a map fitted on the others): on few rows a map of a heavy-tailed label
-    can cost more than it corrects. With one cutoff there is no such evidence and no
-    ``predicted_clv`` map. Returns the champion, the evidence rows (with ``clv_calibrated``),
+    Each map is kept for a candidate only where it helped out of cutoff (each cutoff corrected
+    by a map fitted on the others): the ``predicted_clv`` map where it lowered the mean RMSE
+    over the cutoffs, the ``p_purchase`` map where it lowered the mean calibration error. On
+    few rows a map of a heavy-tailed label can cost more than it corrects, and a model already
+    calibrated gains nothing from one. With one cutoff there is no such evidence: the
+    ``p_purchase`` map only. Returns the champion, the evidence rows (with ``clv_calibrated``),
     the calibrations, and a phrase saying how the candidates were judged.
     """
     final = fit_calibrations(forecasts)
@@ -130,11 +152,19 @@ def judge(forecasts: list[backtest.CutoffForecasts], bootstrap: int, seed: int
 
         plain, mapped = rmse(False), rmse(True)
         use_clv = {n: mapped[n] < plain[n] for n in names}
-        per_cutoff = [{n: c if use_clv[n] else without_clv_map(c) for n, c in h.items()}
-                      for h in held]
+        use_p = {n: _p_error(forecasts, n, [h[n] for h in held]) < _p_error(forecasts, n, None)
+                 for n in names}
+
+        def kept(c: Calibration, n: str) -> Calibration:
+            c = c if use_clv[n] else without_clv_map(c)
+            return c if use_p[n] else without_p_map(c)
+
+        per_cutoff = [{n: kept(c, n) for n, c in h.items()} for h in held]
+        final = {n: kept(c, n) for n, c in final.items()}
         how = "calibrated out of cutoff"
     else:
-        per_cutoff = [{n: without_clv_map(c) for n, c in final.items()}]
+        final = {n: without_clv_map(c) for n, c in final.items()}
+        per_cutoff = [final]
         how = "p_purchase calibrated in cutoff"
 
     def transform(i: int, name: str, pred: Prediction) -> Prediction:
@@ -142,9 +172,9 @@ def judge(forecasts: list[backtest.CutoffForecasts], bootstrap: int, seed: int
 
     result = backtest.score_cutoffs(forecasts, bootstrap, seed, transform, with_champion=False)
     name, evidence = decide(result.summary)
-    evidence = [{**r, "clv_calibrated": use_clv[r["model"]]} for r in evidence]
-    calibrations = {n: (c if use_clv[n] else without_clv_map(c)) for n, c in final.items()}
-    return name, evidence, calibrations, how
+    evidence = [{**r, "clv_calibrated": bool(final[r["model"]].clv_knots_x),
+                 "p_purchase_calibrated": bool(final[r["model"]].p_knots_x)} for r in evidence]
+    return name, evidence, final, how
 
 
 def decide(summary: list[dict]) -> tuple[str, list[dict]]:
