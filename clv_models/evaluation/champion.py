@@ -155,7 +155,10 @@ def choose(models: dict[str, CLVModel], data: TrainingSet) -> tuple[ChampionChoi
         evidence.append({"model": n, "admissible": ok, "rmse_difference_high": high, **s})
     ranked = sorted((r for r in evidence if r["admissible"]),
                     key=lambda r: (r[RANK_METRIC], r["model"] != REFERENCE))
-    calibration = {n: Calibration().fit(p.predicted_clv, y, p.p_purchase, purchased).to_dict()
+    # One date gives no out-of-sample evidence that a map of predicted_clv helps: the
+    # p_purchase map only (clv_models.evaluation.selection keeps maps that helped).
+    calibration = {n: Calibration().fit(p.predicted_clv, y, p.p_purchase, purchased,
+                                        clv=False).to_dict()
                    for n, p in candidates.items()}
     choice = ChampionChoice(champion=ranked[0]["model"],
                             validation_date=str(data.split.validation_date),

@@ -100,17 +100,18 @@ class Calibration:
 
     def fit(self, predicted_clv: np.ndarray, actual: np.ndarray,
             p_purchase: np.ndarray | None = None,
-            purchased: np.ndarray | None = None) -> Calibration:
+            purchased: np.ndarray | None = None, clv: bool = True) -> Calibration:
         """Fit on validation rows: forecasts, labels, and (optionally) the purchase
-        probabilities with the 0/1 outcome."""
+        probabilities with the 0/1 outcome; ``clv=False`` fits the ``p_purchase`` map only."""
         pred = np.nan_to_num(np.asarray(predicted_clv, float))
         actual = np.asarray(actual, float)
         self.rows = len(pred)
-        kx, ky = isotonic(pred, actual)
-        self.clv_knots_x, self.clv_knots_y = kx.tolist(), ky.tolist()
-        total = pred.sum()
-        self.clv_scale = (float(self._clv(pred).sum() / total) if total > 0 and len(kx)
-                          else 1.0)
+        if clv:
+            kx, ky = isotonic(pred, actual)
+            self.clv_knots_x, self.clv_knots_y = kx.tolist(), ky.tolist()
+            total = pred.sum()
+            self.clv_scale = (float(self._clv(pred).sum() / total) if total > 0 and len(kx)
+                              else 1.0)
         if p_purchase is not None and purchased is not None:
             p = np.asarray(p_purchase, float)
             ok = np.isfinite(p)
