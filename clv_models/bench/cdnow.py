@@ -73,6 +73,8 @@ CALIBRATION_START = dt.date(1997, 1, 1)
 AS_OF = dt.date(1997, 10, 1)  # first holdout day; calibration ends the day before
 HORIZON_DAYS = 273  # 1997-10-01 .. 1998-06-30, 39 weeks
 HOLDOUT_END = AS_OF + dt.timedelta(days=HORIZON_DAYS - 1)
+#: The per-customer arrays of a :class:`~clv_models.models.Prediction` the benchmark keeps.
+PREDICTION_ARRAYS = ("predicted_clv", "p_purchase", "clv_p10", "clv_p50", "clv_p90")
 #: The first monthly as-of date whose features are not empty: the supervised models train on the
 #: rows of every month start from here to ``AS_OF`` (the last date with a complete label).
 FIRST_CUTOFF = dt.date(1997, 2, 1)
@@ -254,8 +256,7 @@ def cross_fit(cfg: Config, frame: pd.DataFrame, services: dict[str, list[str]],
     at = (frame["as_of_date"] == as_of).to_numpy()
     y = frame[training.TARGET].to_numpy(dtype=float)
     position = np.cumsum(at) - 1  # a row's position among the rows at ``as_of``
-    fields = ("predicted_clv", "p_purchase", "clv_p10", "clv_p50", "clv_p90")
-    out = {n: {f: np.full(len(frame), np.nan) for f in fields} for n in names}
+    out = {n: {f: np.full(len(frame), np.nan) for f in PREDICTION_ARRAYS} for n in names}
     for fold in range(folds):
         fit, val, test = fold_parts(frame["customer_id"], assignment, fold, seed=cfg.seed)
         val, test = val & at, test & at
@@ -268,7 +269,7 @@ def cross_fit(cfg: Config, frame: pd.DataFrame, services: dict[str, list[str]],
             fit_cols = [*cols, "as_of_date"] if model.takes_dates else cols
             model.fit(frame.loc[fit, fit_cols], y[fit], frame.loc[val, cols], y[val])
             pred = model.predict(frame.loc[test, cols])
-            for f in fields:
+            for f in PREDICTION_ARRAYS:
                 values = getattr(pred, f)
                 if values is not None:
                     out[name][f][test] = values
@@ -285,8 +286,7 @@ def cross_fit(cfg: Config, frame: pd.DataFrame, services: dict[str, list[str]],
 def _take(pred: Prediction, rows: np.ndarray) -> Prediction:
     """``pred`` restricted to ``rows``."""
     return Prediction(**{f: (None if getattr(pred, f) is None else getattr(pred, f)[rows])
-                         for f in ("predicted_clv", "p_purchase", "clv_p10", "clv_p50",
-                                   "clv_p90")})
+                         for f in PREDICTION_ARRAYS})
 
 
 def choose_champion(preds: dict[str, Prediction], folds: list[FoldForecasts], y: np.ndarray,
@@ -321,8 +321,7 @@ def choose_champion(preds: dict[str, Prediction], folds: list[FoldForecasts], y:
             split=Split([], AS_OF, AS_OF), actual=y[v], purchased=purchased[v],
             predictions=cand, champion="", weights=blend.weights, label=f"fold {k + 1}"))
     name, evidence, pooled, _ = selection.judge(forecasts, bootstrap, seed)
-    fields = ("predicted_clv", "p_purchase", "clv_p10", "clv_p50", "clv_p90")
-    out = {m: {f: np.full(len(y), np.nan) for f in fields} for m in ("blend", name)}
+    out = {m: {f: np.full(len(y), np.nan) for f in PREDICTION_ARRAYS} for m in ("blend", name)}
     for k, (fold, blend) in enumerate(zip(folds, weights, strict=True)):
         t = fold.test
         calibration = {}
@@ -333,7 +332,7 @@ def choose_champion(preds: dict[str, Prediction], folds: list[FoldForecasts], y:
         test["blend"] = blend.combine(test)
         for m in out:
             pred = calibration[m].apply(test[m])
-            for f in fields:
+            for f in PREDICTION_ARRAYS:
                 if getattr(pred, f) is not None:
                     out[m][f][t] = getattr(pred, f)
     # A field some fold's forecast lacks (e.g. the blend's quantiles, which need every

@@ -101,11 +101,12 @@ def cross_fitted_blend(forecasts: dict[str, np.ndarray], actual: np.ndarray, ids
     return out
 
 
-def admissible(row: dict[str, float], reference: dict[str, float]) -> bool:
-    """Whether ``row`` is not worse than ``reference`` on every admission metric."""
+def admissible(row: dict[str, float], reference: dict[str, float], suffix: str = "") -> bool:
+    """Whether ``row`` is not worse than ``reference`` on every admission metric (read under
+    ``<metric><suffix>``, e.g. ``rmse_mean`` of a backtest summary)."""
     for key in ADMISSION_METRICS:
-        mine, ref = row[key], reference[key]
-        if np.isnan(mine):
+        mine, ref = row.get(key + suffix), reference.get(key + suffix)
+        if mine is None or ref is None or np.isnan(mine):
             return False
         if (mine > ref) if key in LOWER_IS_BETTER else (mine < ref):
             return False

@@ -175,9 +175,9 @@ def evaluate(cfg: Config, data: TrainingSet, models: dict[str, CLVModel],
         report.choice = asdict(choice)
     report.warnings = history_warnings(data, cfg.horizon_days)
     for name, model in models.items():
-        raw = model.predict(rows[data.feature_names])
-        pred = calibration[name].apply(raw) if name in calibration else raw
+        pred = raw = model.predict(rows[data.feature_names])
         if name in calibration:
+            pred = calibration[name].apply(raw)
             report.calibration.append({
                 "model": name, "clv_scale": calibration[name].clv_scale,
                 "total_ratio_raw": metrics.total_ratio(y, raw.predicted_clv),

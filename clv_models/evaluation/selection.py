@@ -45,14 +45,9 @@ def admissible(row: dict, reference: dict) -> bool:
     """Whether a backtest summary ``row`` passes :data:`RULE` against ``reference``'s."""
     if row["model"] == reference["model"]:
         return True
-    for key in champion.ADMISSION_METRICS:
-        mine, ref = row.get(f"{key}_mean"), reference.get(f"{key}_mean")
-        if mine is None or ref is None:
-            return False
-        if (mine > ref) if key in champion.LOWER_IS_BETTER else (mine < ref):
-            return False
     high = row.get(f"{champion.RANK_METRIC}_diff_high")
-    return high is not None and high < 0
+    return (champion.admissible(row, reference, "_mean")
+            and high is not None and high < 0)
 
 
 #: Days the validation cutoffs are spread over: a year, so that together they cover the seasons.
@@ -194,10 +189,7 @@ def choose(cfg: Config, models: dict[str, CLVModel], data: TrainingSet,
     """Fit the blend on ``data``'s validation date and choose the champion over the validation
     cutoffs (see the module docstring); ``models`` are fitted on ``data``'s fit rows.
 
-    Each candidate's calibration is fitted on the pooled forecasts of every validation
-    cutoff. With two cutoffs or more the candidates are judged calibrated, each cutoff's
-    forecasts by a calibration fitted on the other cutoffs (never on the rows it is judged
-    on); with one they are judged as they are.
+    The candidates are judged, and their calibrations fitted, by :func:`judge`.
     """
     choice, blend = champion.choose(models, data)
     wanted = cfg.champion.cutoffs

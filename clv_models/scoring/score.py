@@ -250,8 +250,8 @@ def score(cfg: Config, models: dict[str, CLVModel], as_of: dt.date | None = None
         start = time.perf_counter()
         pred = None
         if isinstance(m, BlendCLV) and all(
-                n in predictions and predictions[n] is not None and models[n].version
-                == m.components[n].version for n, w in m.weights.items() if w > 0):
+                n in predictions and models[n].version == m.components[n].version
+                for n, w in m.weights.items() if w > 0):
             pred = m.combine({n: predictions.get(n, Prediction(np.zeros(len(frame))))
                               for n in m.weights})
         pred = pred if pred is not None else m.predict(frame, explain=True)

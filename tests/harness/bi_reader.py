@@ -60,18 +60,16 @@ def read_database(run, expected: dict[str, int]) -> tuple[str, list[str]]:
     sets = run(SETS_SQL.format(scores="clv_scores"))
     problems = check_sets(sets, expected)
     per_set = {(s[0], s[1], s[2]): s[3] for s in sets}
-    latest, pairs = run("select (select count(*) from clv_scores_latest_by_model), "
-                        "(select count(*) from (select distinct customer_id, model_name "
-                        "from clv_scores))")[0]
-    if latest != pairs:
-        problems.append(f"clv_scores_latest_by_model has {latest} rows for {pairs} "
-                        "customer-models")
-    champion, customers = run("select (select count(*) from clv_scores_latest), "
-                              "(select count(distinct customer_id) from clv_scores "
-                              "where is_champion)")[0]
-    if champion != customers:
-        problems.append(f"clv_scores_latest has {champion} rows for {customers} customers "
-                        "with a champion score")
+    for view, expected, what in (
+            ("clv_scores_latest_by_model",
+             "select count(*) from (select distinct customer_id, model_name from clv_scores)",
+             "customer-models"),
+            ("clv_scores_latest",
+             "select count(distinct customer_id) from clv_scores where is_champion",
+             "customers with a champion score")):
+        rows, want = run(f"select (select count(*) from {view}), ({expected})")[0]
+        if rows != want:
+            problems.append(f"{view} has {rows} rows for {want} {what}")
     for model in ("clv_by_segment", "clv_by_cohort"):
         totals = {(a, m, v): n for a, m, v, n in run(
             f"select cast(as_of_date as varchar), model_name, model_version, sum(customers) "
