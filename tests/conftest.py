@@ -99,8 +99,25 @@ E2E_FIXTURES = {"pipeline_run", "concurrent_run", "second_run", "clv_server", "f
                 "hand_built_shop"}
 
 
+#: The ``xdist_group`` of every module that uses the session's pipeline run.
+PIPELINE_GROUP = "pipeline_run"
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark the tests that use an e2e fixture ``e2e`` (``pytest -m "not e2e"`` skips them)."""
+    """Mark the tests that use an e2e fixture ``e2e`` (``pytest -m "not e2e"`` skips them),
+    and give each module an ``xdist_group`` for ``pytest -n N --dist loadgroup``.
+
+    A module runs whole on one test process (its module fixtures are built once). Every
+    module that uses :func:`pipeline_run` shares one group, so the session's chain run is
+    built by one process instead of by every process that gets such a module.
+    """
+    modules: dict[str, list[pytest.Item]] = {}
     for item in items:
         if E2E_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.e2e)
+        modules.setdefault(item.nodeid.split("::")[0], []).append(item)
+    for module, members in modules.items():
+        uses_run = any("pipeline_run" in getattr(i, "fixturenames", ()) for i in members)
+        group = PIPELINE_GROUP if uses_run else module
+        for item in members:
+            item.add_marker(pytest.mark.xdist_group(group))
