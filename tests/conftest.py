@@ -103,6 +103,7 @@ E2E_FIXTURES = {"pipeline_run", "concurrent_run", "second_run", "clv_server", "f
 PIPELINE_GROUP = "pipeline_run"
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist turns the groups into node ids
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark the tests that use an e2e fixture ``e2e`` (``pytest -m "not e2e"`` skips them),
     and give each module an ``xdist_group`` for ``pytest -n N --dist loadgroup``.
