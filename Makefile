@@ -45,7 +45,7 @@ demo: $(RUNTIME)
 test: $(DEV)
 	$(BIN)/ruff check .
 	$(BIN)/bandit -q -c pyproject.toml -r clv_models scripts feature_repo setup.py
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope
 
 test-fast: $(DEV)
 	$(BIN)/python -m pytest -m "not e2e"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -99,26 +101,38 @@ E2E_FIXTURES = {"pipeline_run", "concurrent_run", "second_run", "clv_server", "f
                 "hand_built_shop"}
 
 
-#: The ``xdist_group`` of every module that uses the session's pipeline run.
-PIPELINE_GROUP = "pipeline_run"
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist turns the groups into node ids
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark the tests that use an e2e fixture ``e2e`` (``pytest -m "not e2e"`` skips them),
-    and give each module an ``xdist_group`` for ``pytest -n N --dist loadgroup``.
-
-    A module runs whole on one test process (its module fixtures are built once). Every
-    module that uses :func:`pipeline_run` shares one group, so the session's chain run is
-    built by one process instead of by every process that gets such a module.
-    """
-    modules: dict[str, list[pytest.Item]] = {}
+    """Mark the tests that use an e2e fixture ``e2e`` (``pytest -m "not e2e"`` skips them)."""
     for item in items:
         if E2E_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.e2e)
-        modules.setdefault(item.nodeid.split("::")[0], []).append(item)
-    for module, members in modules.items():
-        uses_run = any("pipeline_run" in getattr(i, "fixturenames", ()) for i in members)
-        group = PIPELINE_GROUP if uses_run else module
-        for item in members:
-            item.add_marker(pytest.mark.xdist_group(group))
+
+
+#: The scope of every test module that uses the session's chain run (``--dist loadscope``).
+SESSION_RUN_SCOPE = "pipeline_run"
+
+
+@functools.cache
+def _uses_session_run(module: Path) -> bool:
+    return re.search(r"\bpipeline_run\b", module.read_text()) is not None
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """``--dist loadscope`` with every module on the session's chain run in one scope.
+
+    A scope runs whole on one test process, so :func:`pipeline_run` (minutes) is built once
+    instead of once per process that gets such a module; every other module is a scope of its
+    own, as with plain ``loadscope``.
+    """
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    root = config.rootpath
+
+    class SessionRunScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return SESSION_RUN_SCOPE if _uses_session_run(root / module) else module
+
+    return SessionRunScheduling(config, log)

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clv_models.core.config import XGBoostConfig, load_config
+from clv_models.core.config import DeepConfig, XGBoostConfig, load_config
 from clv_models.core.errors import DataError
 from clv_models.evaluation import champion, selection
 from clv_models.evaluation.backtest import backtest_splits, feasible_splits
@@ -28,6 +28,7 @@ from clv_models.models import (
 )
 from clv_models.models.blend import nnls_weights
 from clv_models.models.btyd import BTYD_INPUTS, BGNBDParams
+from clv_models.models.deep import DeepCLV
 from clv_models.models.training import TARGET, Split, TrainingSet, make_split
 from clv_models.models.xgb import XGBoostCLV
 from tests.test_btyd import simulate_bgnbd
@@ -175,20 +176,26 @@ def test_blend_round_trip_and_a_changed_component_is_refused(tmp_path):
         load_model(tmp_path / "blend")
 
 
-def test_xgboost_takes_btyd_inputs_fitted_per_as_of_date(tmp_path):
+@pytest.mark.parametrize("name", ["xgboost", "deep_ziln"])
+def test_learners_take_btyd_inputs_fitted_per_as_of_date(tmp_path, name):
     frame = pd.concat([btyd_world(1_500, s, d) for s, d in ((1, FIT), (2, VALIDATION))])
     fit, val = frame[frame["as_of_date"] == FIT], frame[frame["as_of_date"] == VALIDATION]
     cols = ["frequency", "recency_days", "t_days", "monetary_value", "segment"]
-    model = XGBoostCLV(XGBoostConfig(n_estimators=30, n_jobs=1), horizon_days=HORIZON).fit(
-        fit[[*cols, "as_of_date"]], fit[TARGET].to_numpy(), val[cols], val[TARGET].to_numpy())
+    model = (XGBoostCLV(XGBoostConfig(n_estimators=30, n_jobs=1), horizon_days=HORIZON)
+             if name == "xgboost" else
+             DeepCLV(DeepConfig(epochs=3, batch_size=512), horizon_days=HORIZON))
+    model.fit(fit[[*cols, "as_of_date"]], fit[TARGET].to_numpy(), val[cols],
+              val[TARGET].to_numpy())
     assert model.feature_names == cols  # the date is never an input
     assert model.input_names == cols + BTYD_INPUTS
     assert set(BTYD_INPUTS) <= set(model.metadata["feature_importance"])
+    # scoring rows (no date) use the fit of the validation cross-section, as bgnbd_gg does
+    assert model.btyd.state() == BGNBDGammaGammaCLV(HORIZON).fit(val[cols]).state()
     by_frame = model.predict(val[cols]).predicted_clv
     by_columns = model.predict({c: val[c].tolist() for c in cols}).predicted_clv
     np.testing.assert_allclose(by_columns, by_frame, rtol=1e-6)
-    model.save(tmp_path / "xgboost")
-    np.testing.assert_allclose(load_model(tmp_path / "xgboost").predict(val[cols]).predicted_clv,
+    model.save(tmp_path / name)
+    np.testing.assert_allclose(load_model(tmp_path / name).predict(val[cols]).predicted_clv,
                                by_frame, rtol=1e-6)
 
 

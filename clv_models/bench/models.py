@@ -535,8 +535,9 @@ def deep_throughput(rows: int, epochs: int, batch_sizes: Iterable[int], devices:
     for device in devices:
         for batch in batch_sizes:
             echo(f"deep model on {device}, batch {batch:,}: {rows:,} rows x {epochs} epochs ...")
+            # the network alone: no BTYD fit before it (not the training loop's work)
             params = DeepConfig(epochs=epochs, patience=epochs, batch_size=int(batch),
-                                device=device)
+                                device=device, btyd_inputs=False)
             start = time.perf_counter()
             model = DeepCLV(params, seed=seed).fit(Xt, yt, Xv, yv)
             wall = time.perf_counter() - start

@@ -236,9 +236,8 @@ def run_load(mode: str, ids: list[str], batch: int, requests: int, warmup: int,
     """
     plan = _requests(ids, batch, warmup + requests, seed)
     if mode != "clv":
-        from feast import FeatureStore
-
-        store = FeatureStore(repo_path=str(paths.project_folder(paths.FEATURE_REPO)))
+        repo = paths.project_folder(paths.FEATURE_REPO)
+        store = features.import_feast().FeatureStore(repo_path=str(repo))
         refs = [f"{view}:{name}" for view, name in features._service_refs(store, service)]
     if mode == "sdk":
         svc = store.get_feature_service(service)

@@ -158,6 +158,8 @@ class DeepConfig:
     conv_channels: int = 16  # channels of the temporal convolution over the weekly sequences
     sequence_dim: int = 32  # width of the sequence encoder's output
     explain_steps: int = 16  # integrated-gradient steps for the drivers and the importance
+    # the BG/NBD + Gamma-Gamma forecast of each row as inputs (models.btyd.BTYDInputs)
+    btyd_inputs: bool = True
 
 
 ONLINE_STORE_TYPES = ("sqlite", "redis")

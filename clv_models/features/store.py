@@ -49,9 +49,37 @@ def _activate(cfg: Config) -> Config:
     return cfg
 
 
+def _unchecked(target=None, **_options):
+    """typeguard's ``typechecked`` as it behaves under ``python -O``: the target unchanged."""
+    return target if target is not None else (lambda f: f)
+
+
+def import_feast():
+    """The ``feast`` package, imported once per process without typeguard's instrumentation.
+
+    Feast decorates its definition classes with typeguard's ``@typechecked``, which parses and
+    recompiles every decorated method while ``feast`` is imported: the larger part of the
+    import's time, paid by every ``clv`` process that reads features. typeguard documents the
+    decorator as a development aid that is a no-op under ``python -O``; this import gives the
+    same result for Feast's classes only (typeguard is restored for everything else). The
+    definitions are still checked where they are registered: ``feast apply`` runs Feast's own
+    command line in its own process (:func:`apply`), with the checks on.
+    """
+    if "feast" not in sys.modules:
+        import typeguard
+
+        checked = typeguard.typechecked
+        typeguard.typechecked = _unchecked
+        try:
+            import feast  # noqa: F401 - the import is the point
+        finally:
+            typeguard.typechecked = checked
+    return sys.modules["feast"]
+
+
 def feature_store(cfg: Config) -> FeatureStore:
     """A :class:`feast.FeatureStore` for the configured data directory (after `clv features`)."""
-    from feast import FeatureStore
+    FeatureStore = import_feast().FeatureStore  # noqa: N806 - the class
 
     # Feast's DuckDB offline store (through ibis) calls a DuckDB method that DuckDB 1.5
     # deprecates: harmless and not ours to fix. Set after importing feast, which resets filters.

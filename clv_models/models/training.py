@@ -144,7 +144,7 @@ def build_models(cfg: Config) -> dict[str, CLVModel]:
         "naive": NaiveCLV(horizon_days=cfg.horizon_days),
         "bgnbd_gg": BGNBDGammaGammaCLV(horizon_days=cfg.horizon_days),
         "xgboost": XGBoostCLV(cfg.xgboost, seed=cfg.seed, horizon_days=cfg.horizon_days),
-        "deep_ziln": DeepCLV(cfg.deep, seed=cfg.seed),
+        "deep_ziln": DeepCLV(cfg.deep, seed=cfg.seed, horizon_days=cfg.horizon_days),
     }
 
 

@@ -47,6 +47,8 @@ from clv_models.models.base import (
     numeric_matrix,
     object_column,
 )
+from clv_models.models.btyd import BTYD_INPUTS, DATE_COLUMN, BTYDInputs
+from clv_models.models.btyd import FEATURES as BTYD_FEATURES
 from clv_models.models.deep.explain import Attributions, integrated_gradients
 from clv_models.models.deep.network import (
     INFERENCE_BATCH,
@@ -78,17 +80,6 @@ NORMALISATION_FILE = "normalisation.json"
 IMPORTANCE_ROWS = 2_048  # validation rows (a seeded sample) behind the global importance
 
 
-
-
-# -- network ----------------------------------------------------------------------------------
-
-
-
-
-
-
-
-
 @dataclass(frozen=True)
 class EpochProgress:
     """Where training stands after an epoch (for progress displays).
@@ -118,9 +109,14 @@ class DeepCLV(CLVModel):
     fits; on CPU in float32. Seeded: the same data and seed give the same weights on CPU.
     Inference runs in batches, in float32, on CUDA when present.
 
+    With ``params.btyd_inputs`` the network also takes the BG/NBD + Gamma-Gamma forecast of each
+    row as numeric inputs (:class:`~clv_models.models.btyd.BTYDInputs`, fitted per as-of date on
+    the history before it, as for XGBoost): on few customers it then refines the BTYD forecast
+    instead of relearning the purchase process.
+
     After fitting, ``metadata["feature_importance"]`` holds the mean absolute integrated-gradient
-    attribution (currency units of expected CLV) of each input feature over a seeded sample of
-    up to ``IMPORTANCE_ROWS`` validation rows.
+    attribution (currency units of expected CLV) of each input over a seeded sample of up to
+    ``IMPORTANCE_ROWS`` validation rows.
 
     Parameters
     ----------
@@ -131,27 +127,48 @@ class DeepCLV(CLVModel):
     categorical_features, sequence_features
         Column names of those kinds; ``None`` tells them apart by value (strings are
         categorical, arrays/lists are sequences, everything else is numeric).
+    horizon_days
+        The prediction horizon (of the BTYD inputs).
     """
 
     name = "deep_ziln"
     feature_service = SEQUENCE_SERVICE
+    takes_dates = True
 
     def __init__(self, params: DeepConfig | None = None, seed: int = 0,
                  categorical_features: list[str] | None = None,
                  sequence_features: list[str] | None = None,
-                 on_epoch: Callable[[EpochProgress], None] | None = None) -> None:
+                 on_epoch: Callable[[EpochProgress], None] | None = None,
+                 horizon_days: int = 180) -> None:
         self.params = params or DeepConfig()
         self.seed = seed
         self.categorical_features = categorical_features
         self.sequence_features = sequence_features
         self.on_epoch = on_epoch
+        self.horizon_days = horizon_days
         self.feature_names: list[str] = []
+        self.btyd: BTYDInputs | None = None
         self.metadata = {}
+
+    @property
+    def input_names(self) -> list[str]:
+        """The network's inputs: the features, then the BTYD inputs when used."""
+        return self.feature_names + (BTYD_INPUTS if self.btyd is not None else [])
+
+    def _with_btyd(self, X: Features, values: np.ndarray | None = None) -> Features:
+        """``X`` with the BTYD input columns (``values``, else from the stored fit) added."""
+        if self.btyd is None:
+            return X
+        values = self.btyd.transform(X) if values is None else values
+        columns = {c: values[:, j] for j, c in enumerate(BTYD_INPUTS)}
+        if isinstance(X, pd.DataFrame):
+            return X.assign(**columns)
+        return {**X, **columns}
 
     # -- preprocessing ------------------------------------------------------------------------
     def _learn_preprocessing(self, X: pd.DataFrame) -> None:
-        """Column kinds, normalisation statistics and vocabularies from the training rows."""
-        self.feature_names = list(X.columns)
+        """Column kinds, normalisation statistics and vocabularies from the training rows
+        (``X`` holds the network's inputs, BTYD inputs included)."""
         kinds = {c: column_kind(X[c]) for c in X.columns}
         for c in self.categorical_features or []:
             kinds[c] = "categorical"
@@ -185,10 +202,12 @@ class DeepCLV(CLVModel):
         return np.stack([sequence_array(object_column(X, c), self._seq_len)
                          for c in self._sequence], axis=2)
 
-    def _prepare(self, X: Features) -> Inputs:
+    def _prepare(self, X: Features, btyd: np.ndarray | None = None) -> Inputs:
         """The network's input tensors (CPU) for the rows of ``X`` (a DataFrame or a mapping
-        of columns: the same tensors either way)."""
+        of columns: the same tensors either way), with the BTYD inputs ``btyd`` (by default
+        from the stored fit) when the model uses them."""
         self._require_columns(X)
+        X = self._with_btyd(X, btyd)
         n = n_rows(X)
         z = (compress(numeric_matrix(X, self._numeric)) - self._mean) / self._std
         num = np.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
@@ -214,16 +233,28 @@ class DeepCLV(CLVModel):
     # -- training -----------------------------------------------------------------------------
     def fit(self, X: pd.DataFrame, y: np.ndarray, X_val: pd.DataFrame | None = None,
             y_val: np.ndarray | None = None) -> DeepCLV:
-        """Train on ``(X, y)``, stopping early on ``(X_val, y_val)`` (required)."""
+        """Train on ``(X, y)``, stopping early on ``(X_val, y_val)`` (required).
+
+        ``X`` may carry an ``as_of_date`` column (one cross-section per date): the BTYD inputs
+        are then fitted per date; it is never an input itself.
+        """
         if X_val is None or y_val is None:
             raise ValueError("DeepCLV.fit needs a validation set for early stopping")
         p = self.params
         torch.manual_seed(self.seed)
         device = resolve_device(p.device)
-        self._learn_preprocessing(X)
+        self.feature_names = [c for c in X.columns if c != DATE_COLUMN]
+        X_val = X_val[self.feature_names]
+        self.btyd = None
+        fit_btyd = None
+        if p.btyd_inputs and set(BTYD_FEATURES) <= set(self.feature_names):
+            self.btyd = BTYDInputs(self.horizon_days)
+            fit_btyd = self.btyd.fit_transform(X, latest=X_val)
+        X = X[self.feature_names]
+        self._learn_preprocessing(self._with_btyd(X, fit_btyd))
         y = np.asarray(y, dtype=np.float32)
         y_val = np.asarray(y_val, dtype=np.float32)
-        train, val = self._prepare(X), self._prepare(X_val)
+        train, val = self._prepare(X, fit_btyd), self._prepare(X_val)
         yt, yv = torch.from_numpy(y), torch.from_numpy(y_val)
         on_device = device.type == "cpu" or fits_on_gpu(train.nbytes + yt.nbytes, device)
         if on_device:
@@ -280,6 +311,8 @@ class DeepCLV(CLVModel):
                             .values).mean(axis=0) if len(sample) else np.zeros(0)
         self.metadata = {
             "params": vars(self.params), "seed": self.seed, "device": str(device),
+            "horizon_days": self.horizon_days,
+            "btyd_inputs": None if self.btyd is None else self.btyd.state(),
             "feature_service": self.feature_service,
             "numeric_features": self._numeric, "categorical_features": self._categorical,
             "sequence_features": self._sequence, "sequence_length": self._seq_len,
@@ -293,7 +326,7 @@ class DeepCLV(CLVModel):
                 "total_ratio": _round(float(pred.predicted_clv.sum()
                                             / max(float(y_val.sum()), 1e-9)))},
             "feature_importance": dict(sorted(
-                ((n, round(float(v), 6)) for n, v in zip(self.feature_names, importance,
+                ((n, round(float(v), 6)) for n, v in zip(self.input_names, importance,
                                                          strict=True)),
                 key=lambda kv: -kv[1])),
             "feature_importance_rows": int(len(sample)),
@@ -396,7 +429,7 @@ class DeepCLV(CLVModel):
             self._eval_net(device), inputs, self._baseline(device),
             steps=max(1, int(steps or self.params.explain_steps)), device=device,
             emb_dims=self._emb_dims, columns=(self._numeric, self._categorical, self._sequence),
-            feature_names=self.feature_names)
+            feature_names=self.input_names)
 
     # -- persistence --------------------------------------------------------------------------
     def _save_weights(self, directory: Path) -> None:
@@ -418,6 +451,9 @@ class DeepCLV(CLVModel):
         norm = json.loads((directory / NORMALISATION_FILE).read_text())
         self.params = DeepConfig(**self.metadata.get("params", {}))
         self.seed = self.metadata.get("seed", 0)
+        self.horizon_days = int(self.metadata.get("horizon_days", 180))
+        state = self.metadata.get("btyd_inputs")
+        self.btyd = None if state is None else BTYDInputs.from_state(self.horizon_days, state)
         # Artefacts from before categoricals and sequences: every feature is numeric.
         self._numeric = norm.get("numeric_features", self.feature_names)
         self._categorical = norm.get("categorical_features", [])
