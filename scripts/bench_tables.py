@@ -159,6 +159,24 @@ def metrics_table(rows: list[dict[str, Any]], targets: dict[str, Any] | None) ->
     return lines
 
 
+def frontier_table(rows: list[dict[str, Any]], best: dict[str, Any]) -> list[str]:
+    """The frontier of mixes (``frontier`` in a CDNOW result): metrics and targets met."""
+    shown = [m for m in METRICS if any(m in r for r in rows) and m not in ("spearman", "mae")]
+    lines = ["Frontier: `w x learner + (1 - w) x bgnbd_gg`, measured on the holdout (a "
+             "diagnostic, not a model; the mean forecast's targets).", "",
+             "| mix | " + " | ".join(METRIC_HEADERS[m] for m in shown) + " | targets met |",
+             "|---|" + "---:|" * len(shown) + "---:|"]
+    for row in rows:
+        cells = [fmt(row.get(m)) for m in shown]
+        lines.append(f"| {fmt(row.get('model'))} | " + " | ".join(cells)
+                     + f" | {fmt(row.get('targets_met'))} |")
+    if best:
+        lines += ["", f"Best point: {fmt(best.get('best'))}, {fmt(best.get('targets_met'))} of "
+                      f"{fmt(best.get('targets_judged'))} targets met; missed: "
+                      f"{', '.join(best.get('targets_missed') or []) or 'none'}."]
+    return lines
+
+
 def render_result(name: str, result: dict[str, Any]) -> list[str]:
     """The header line and the tables of one JSON result."""
     lines = [header(name, result), ""]
@@ -177,6 +195,9 @@ def render_result(name: str, result: dict[str, Any]) -> list[str]:
         lines += generic_table(others)
     if any(r.get("reference") for r in rows):
         lines += ["", "Rows marked * are references."]
+    frontier = result.get("frontier")
+    if isinstance(frontier, list) and frontier:
+        lines += ["", *frontier_table(frontier, result.get("frontier_best") or {})]
     return lines
 
 

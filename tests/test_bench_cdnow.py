@@ -165,6 +165,29 @@ def test_metric_diagnostics_tie_the_one_timers_and_scale_to_the_reference_total(
     assert len(rows) == 3 + len(bench_cdnow.TIED_SHARES)
 
 
+def test_the_frontier_runs_from_bgnbd_to_the_learner_and_names_its_best_point():
+    rng = np.random.default_rng(2)
+    n = 600
+    y = rng.gamma(0.5, 30, n) * (rng.random(n) < 0.4)
+    learner = Prediction(predicted_clv=y * rng.uniform(0.5, 1.5, n) + rng.gamma(1, 5, n),
+                         p_purchase=np.clip((y > 0) * 0.6 + rng.random(n) * 0.4, 0, 1))
+    reference = Prediction(predicted_clv=np.full(n, y.mean()), p_purchase=np.full(n, 0.4))
+    refs = [{"model": "ref", "reference": True, "rmse": 1e9, "normalized_gini": 0.1,
+             "top_decile_capture": 0.1, "decile_mape": 1e9, "auc": 0.5}]
+    rows = bench_cdnow.target_frontier(y, y > 0, {"xgboost": learner, "bgnbd_gg": reference},
+                                       refs)
+    assert [r["weight"] for r in rows] == list(bench_cdnow.FRONTIER_WEIGHTS)
+    ends = {r["weight"]: r for r in rows}
+    assert ends[0.0]["rmse"] == pytest.approx(np.sqrt(np.mean((y - y.mean()) ** 2)), abs=1e-3)
+    assert ends[1.0]["normalized_gini"] == pytest.approx(
+        metrics.normalized_gini(y, learner.predicted_clv), abs=1e-4)
+    assert ends[0.0]["targets_met"] < ends[1.0]["targets_met"]
+    best = bench_cdnow.frontier_summary(rows)
+    assert best["targets_met"] == max(r["targets_met"] for r in rows)
+    assert best["all_targets_reachable"] == (best["targets_met"] == len(bench_cdnow.FRONTIER_KEYS))
+    assert bench_cdnow.target_frontier(y, y > 0, {"xgboost": learner}, refs) == []
+
+
 # -- the file and the verdicts --------------------------------------------------------------------
 def test_cdnow_file_lookup_says_how_to_get_it(monkeypatch, tmp_path):
     assert cdnow_master_path(FIXTURE) == FIXTURE
@@ -244,3 +267,6 @@ def test_bench_cdnow_end_to_end(tmp_path):
     assert ("deep_ziln", "one-time buyers tied") in transforms
     assert ("bgnbd_gg", "scaled to the actual total") in transforms
     assert "What Spearman and MAE reward" in result.output
+    assert {r["learner"] for r in payload["frontier"]} == {"xgboost", "deep_ziln"}
+    assert payload["frontier_best"]["best"] in {r["model"] for r in payload["frontier"]}
+    assert "The frontier" in result.output

@@ -454,6 +454,57 @@ def metric_diagnostics(y: np.ndarray, purchased: np.ndarray, frequency: np.ndarr
     return rows
 
 
+#: Weights of the learner in the frontier's mixes with ``bgnbd_gg`` (:func:`target_frontier`).
+FRONTIER_WEIGHTS = tuple(i / 10 for i in range(11))
+#: The targets a mix is judged on: the mean forecast's (a mix has no median forecast).
+FRONTIER_KEYS = tuple(k for k in TARGET_KEYS if k != "mae_p50")
+
+
+def target_frontier(y: np.ndarray, purchased: np.ndarray, preds: dict[str, Prediction],
+                    references: list[dict]) -> list[dict[str, Any]]:
+    """What mixing the measured models allows: ``w * learner + (1 - w) * bgnbd_gg``.
+
+    For each learner and each weight ``w`` of :data:`FRONTIER_WEIGHTS`, the mix of the two
+    out-of-fold forecasts (``predicted_clv`` and ``p_purchase`` alike) is measured on the
+    holdout, with the target columns it meets (:data:`FRONTIER_KEYS`, each against every
+    reference row as :func:`beats` judges it). These rows are a diagnostic, not a model: the
+    holdout labels that judge them would be needed to pick a weight. ``w = 0`` is ``bgnbd_gg``
+    itself and ``w = 1`` the learner, so the rows trace the trade-off between the two (RMSE
+    against Gini, here); a target no row meets is out of reach of the models measured here,
+    and the row meeting the most targets is the best point on the frontier.
+    """
+    reference = preds.get("bgnbd_gg")
+    rows: list[dict[str, Any]] = []
+    if reference is None or reference.p_purchase is None:
+        return rows
+    base_clv = np.asarray(reference.predicted_clv, float)
+    base_p = np.asarray(reference.p_purchase, float)
+    for name in CROSS_FITTED:
+        pred = preds.get(name)
+        if pred is None or pred.p_purchase is None:
+            continue
+        for w in FRONTIER_WEIGHTS:
+            clv = w * np.asarray(pred.predicted_clv, float) + (1 - w) * base_clv
+            p = w * np.asarray(pred.p_purchase, float) + (1 - w) * base_p
+            values = {k: _clean(v) for k, v in metrics.evaluate(y, clv, p, purchased).items()}
+            met = [k for k in FRONTIER_KEYS if beats(k, values.get(k), references)]
+            rows.append({"model": f"{w:.1f} x {name} + {1 - w:.1f} x bgnbd_gg", "weight": w,
+                         "learner": name, **values, "targets_met": len(met),
+                         "targets_missed": [k for k in FRONTIER_KEYS if k not in met]})
+    return rows
+
+
+def frontier_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The best point of :func:`target_frontier` (most targets met, then lowest RMSE) and
+    whether any mix meets every target it is judged on."""
+    if not rows:
+        return {}
+    best = min(rows, key=lambda r: (-r["targets_met"], r.get("rmse") or math.inf))
+    return {"best": best["model"], "targets_met": best["targets_met"],
+            "targets_judged": len(FRONTIER_KEYS), "targets_missed": best["targets_missed"],
+            "all_targets_reachable": best["targets_met"] == len(FRONTIER_KEYS)}
+
+
 def _clean(value: Any) -> Any:
     if isinstance(value, float) and math.isnan(value):
         return None
@@ -559,6 +610,7 @@ def bench_cdnow(cfg: Config, cdnow_path: Path | None = None, folds: int = DEFAUL
     # The targets are the champion's: every column but Spearman (reported, not a target), MAE
     # on clv_p50.
     all_beaten = {m: rows[0]["beats_references"][m] for m in TARGET_KEYS}
+    frontier = target_frontier(y, purchased, preds, refs)
     seconds["total"] = time.perf_counter() - start_all
 
     result = BenchResult("cdnow", rows=rows)
@@ -574,6 +626,8 @@ def bench_cdnow(cfg: Config, cdnow_path: Path | None = None, folds: int = DEFAUL
         "champion": chosen, "champion_evidence": [{k: _clean(v) for k, v in r.items()}
                                                   for r in evidence],
         "diagnostics": metric_diagnostics(y, purchased, frame["frequency"].to_numpy(), preds),
+        "frontier": frontier,
+        "frontier_best": frontier_summary(frontier),
         "seconds": {k: round(v, 1) for k, v in seconds.items()},
         "model_settings": {"xgboost": dataclasses.asdict(cfg.xgboost),
                            "deep": dataclasses.asdict(cfg.deep)},
@@ -601,6 +655,24 @@ def cdnow_table(result: BenchResult) -> Table:
     table.add_row("the champion beats it",
                   *["yes" if verdict.get(k) else "no" if k in verdict else "–"
                     for k in METRIC_COLUMNS])
+    return table
+
+
+def frontier_table(result: BenchResult) -> Table:
+    """The frontier of mixes (:func:`target_frontier`) as a terminal table."""
+    best = result.extra.get("frontier_best", {})
+    table = Table(title="The frontier: w x learner + (1 - w) x bgnbd_gg, measured on the holdout",
+                  caption=(f"Not models (a weight would need the holdout to choose). Best "
+                           f"point: {best.get('best')}, {best.get('targets_met')} of "
+                           f"{best.get('targets_judged')} mean-forecast targets met."
+                           if best else "No frontier: a learner or bgnbd_gg is missing."))
+    table.add_column("mix")
+    for key in FRONTIER_KEYS:
+        table.add_column(METRIC_COLUMNS.get(key, key), justify="right")
+    table.add_column("targets met", justify="right")
+    for row in result.extra.get("frontier", []):
+        table.add_row(row["model"], *[format_metric(row.get(k)) for k in FRONTIER_KEYS],
+                      f"{row['targets_met']}/{len(FRONTIER_KEYS)}")
     return table
 
 

@@ -215,12 +215,18 @@ def bench_cdnow(ctx: click.Context, cdnow_path: Path | None, sample: bool, folds
     data only; xgboost and deep_ziln are cross-fitted by customer (each fold predicted by models
     trained on the other folds' customers, with their rows at every month start 1997-02-01 ..
     1997-10-01). A second table transforms the models' predictions to show what Spearman and
-    MAE reward on this target. Model settings: the configuration's, with the benchmark's own
-    choices for XGBoost (Tweedie power 1.2, depth 3) unless --set gives them. The data live in
-    DATA_DIR/bench-cdnow unless --data-dir is given.
+    MAE reward on this target; a third measures the frontier of mixes of each learner with
+    BG/NBD + Gamma-Gamma (what the targets allow). Model settings: the configuration's, with
+    the benchmark's own choices for XGBoost (Tweedie power 1.2, depth 3) unless --set gives
+    them. The data live in DATA_DIR/bench-cdnow unless --data-dir is given.
     """
 
-    from clv_models.bench.cdnow import MODEL_SETTINGS, cdnow_table, diagnostics_table
+    from clv_models.bench.cdnow import (
+        MODEL_SETTINGS,
+        cdnow_table,
+        diagnostics_table,
+        frontier_table,
+    )
     from clv_models.bench.cdnow import bench_cdnow as run_bench
 
     given = ctx.obj["overrides"]
@@ -230,4 +236,5 @@ def bench_cdnow(ctx: click.Context, cdnow_path: Path | None, sample: bool, folds
     result = run_bench(config(ctx, **overrides), cdnow_path, folds=folds, echo=console.print,
                        sample=sample)
     console.print(f"{result.extra['seconds']['total']:.0f} s")
-    emit(result, json_path, [cdnow_table(result), diagnostics_table(result)])
+    emit(result, json_path, [cdnow_table(result), diagnostics_table(result),
+                             frontier_table(result)])
