@@ -232,7 +232,7 @@ def test_bench_cdnow_end_to_end(tmp_path):
         "--data-dir", str(tmp_path / "data"), "--set", "deep.epochs=2",
         "--set", "deep.hidden=16", "--set", "deep.batch_size=256",
         "--set", "xgboost.n_estimators=20", "--set", "xgboost.n_jobs=1",
-        "bench", "cdnow", "--cdnow", str(source), "--json", str(out)])
+        "bench", "cdnow", "--cdnow", str(source), "--folds", "2", "--json", str(out)])
     assert result.exit_code == 0, result.output
     assert "cross-fitting by customer" in result.output and "target" in result.output
     payload = json.loads(out.read_text())

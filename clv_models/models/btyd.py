@@ -23,6 +23,7 @@ numpy/scipy (``gammaln``, ``hyp2f1``, L-BFGS-B on log-parameters with analytic g
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import asdict, dataclass
@@ -505,13 +506,22 @@ class BGNBDGammaGammaCLV(CLVModel):
         mean = self.gamma_gamma.mean_spend
         return mean if np.isfinite(mean) else float(self.fallback_mean_spend or 0.0)
 
+    def _columns(self, X: Features) -> np.ndarray:
+        """``[4, n]``: the features as contiguous rows, however ``X`` holds them.
+
+        NumPy's vectorised ``exp``/``log`` kernels run on contiguous arrays and its scalar ones
+        on strided arrays, and they may differ in the last bit; contiguous columns give a
+        DataFrame and a mapping of the same values the very same results.
+        """
+        return np.ascontiguousarray(self._check_features(X).T)
+
     def components(self, X: Features) -> dict[str, np.ndarray]:
         """The BTYD quantities of each row over ``horizon_days``: ``p_alive``,
         ``expected_purchases``, ``expected_spend`` (per purchase day), ``predicted_clv``
         (their product) and ``p_purchase``."""
         if self.bgnbd is None or self.gamma_gamma is None:
             raise RuntimeError("BGNBDGammaGammaCLV: fit or load the model before predicting")
-        freq, rec, age, money = self._check_features(X).T
+        freq, rec, age, money = self._columns(X)
         x, tx, T = clean_rfm(freq, rec, age)
         h = float(self.horizon_days)
         purchases = bgnbd_expected_purchases(self.bgnbd, h, x, tx, T)
@@ -527,7 +537,7 @@ class BGNBDGammaGammaCLV(CLVModel):
         ``horizon_days`` (:func:`bgnbd_gg_quantiles`)."""
         if self.bgnbd is None or self.gamma_gamma is None:
             raise RuntimeError("BGNBDGammaGammaCLV: fit or load the model before predicting")
-        freq, rec, age, money = self._check_features(X).T
+        freq, rec, age, money = self._columns(X)
         return bgnbd_gg_quantiles(self.bgnbd, self.gamma_gamma, float(self.horizon_days),
                                   freq, rec, age, money)
 
@@ -575,6 +585,13 @@ BTYD_INPUTS = ["btyd_p_alive", "btyd_expected_purchases", "btyd_expected_spend",
 DATE_COLUMN = "as_of_date"
 
 
+#: Cross-sections whose BTYD fit :class:`BTYDInputs` keeps (the oldest is dropped first).
+FIT_CACHE_SIZE = 256
+#: BTYD fits by (horizon, digest of the cross-section's features): XGBoost and the deep model
+#: are fitted on the same rows, and the maximum-likelihood fit is a function of them alone.
+_FITS: dict[tuple[int, str], BGNBDGammaGammaCLV | None] = {}
+
+
 class BTYDInputs:
     """BG/NBD + Gamma-Gamma quantities per customer and as-of date, as inputs of a learned model.
 
@@ -599,14 +616,23 @@ class BTYDInputs:
         self.latest: BGNBDGammaGammaCLV | None = None
 
     def _fit(self, rows: Features) -> BGNBDGammaGammaCLV | None:
+        values = np.ascontiguousarray(rows[FEATURES].to_numpy(dtype=np.float64,
+                                                              na_value=np.nan))
+        key = (self.horizon_days, hashlib.sha256(values.tobytes()).hexdigest())
+        if key in _FITS:
+            return _FITS[key]
         level = log.level
         log.setLevel(logging.ERROR)  # early cross-sections are small: no warning per date
         try:
-            return BGNBDGammaGammaCLV(self.horizon_days).fit(rows)
+            fitted = BGNBDGammaGammaCLV(self.horizon_days).fit(rows)
         except ValueError:  # no repeat buyer in this cross-section: nothing to fit
-            return None
+            fitted = None
         finally:
             log.setLevel(level)
+        if len(_FITS) >= FIT_CACHE_SIZE:
+            _FITS.pop(next(iter(_FITS)))
+        _FITS[key] = fitted
+        return fitted
 
     def _values(self, model: BGNBDGammaGammaCLV | None, X: Features) -> np.ndarray:
         if model is None:
