@@ -16,6 +16,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 import duckdb
@@ -54,7 +55,7 @@ def _unchecked(target=None, **_options):
     return target if target is not None else (lambda f: f)
 
 
-def import_feast():
+def import_feast() -> ModuleType:
     """The ``feast`` package, imported once per process without typeguard's instrumentation.
 
     Feast decorates its definition classes with typeguard's ``@typechecked``, which parses and

@@ -671,7 +671,29 @@ class BTYDInputs:
         return None if self.latest is None else self.latest.state()
 
     @classmethod
-    def from_state(cls, horizon_days: int, state: dict | None) -> BTYDInputs:
+    def from_state(cls, horizon_days: int, state: dict | None) -> BTYDInputs | None:
+        """The inputs saved as :meth:`state` (``None``: a learner without BTYD inputs)."""
+        if state is None:
+            return None
         inputs = cls(horizon_days)
-        inputs.latest = None if state is None else BGNBDGammaGammaCLV.from_state(state)
+        inputs.latest = BGNBDGammaGammaCLV.from_state(state)
         return inputs
+
+    @classmethod
+    def for_learner(cls, enabled: bool, horizon_days: int, X: pd.DataFrame,
+                    X_val: pd.DataFrame) -> tuple[BTYDInputs | None, np.ndarray | None]:
+        """A learner's BTYD inputs and their values for its training rows ``X``.
+
+        ``(None, None)`` unless ``enabled`` and ``X`` holds the RFM features BG/NBD needs;
+        else the inputs fitted per as-of date of ``X`` (:meth:`fit_transform`), with the
+        validation rows ``X_val`` as the stored fit.
+        """
+        if not enabled or not set(FEATURES) <= set(X.columns):
+            return None, None
+        inputs = cls(horizon_days)
+        return inputs, inputs.fit_transform(X, latest=X_val)
+
+
+def input_names(feature_names: list[str], inputs: BTYDInputs | None) -> list[str]:
+    """A learner's input columns: its features, then the BTYD inputs when it uses them."""
+    return feature_names + (BTYD_INPUTS if inputs is not None else [])

@@ -10,8 +10,7 @@ import xgboost as xgb
 
 from clv_models.core.config import XGBoostConfig
 from clv_models.models.base import CLVModel, Features, Prediction, top_drivers
-from clv_models.models.btyd import BTYD_INPUTS, DATE_COLUMN, BTYDInputs
-from clv_models.models.btyd import FEATURES as BTYD_FEATURES
+from clv_models.models.btyd import DATE_COLUMN, BTYDInputs, input_names
 
 #: Validation rows (at most) whose SHAP values give the global feature importance at fit time.
 IMPORTANCE_ROWS = 5_000
@@ -54,7 +53,7 @@ class XGBoostCLV(CLVModel):
     @property
     def input_names(self) -> list[str]:
         """The trees' input columns: the features, then the BTYD inputs when used."""
-        return self.feature_names + (BTYD_INPUTS if self.btyd is not None else [])
+        return input_names(self.feature_names, self.btyd)
 
     def _matrix(self, X: Features, btyd: np.ndarray | None = None) -> np.ndarray:
         values = self._check_features(X)
@@ -100,13 +99,9 @@ class XGBoostCLV(CLVModel):
             raise ValueError("XGBoostCLV.fit needs a validation set for early stopping")
         self.feature_names = [c for c in X.columns if c != DATE_COLUMN]
         X_val = X_val[self.feature_names]
-        self.btyd = None
-        if self.params.btyd_inputs and set(BTYD_FEATURES) <= set(self.feature_names):
-            self.btyd = BTYDInputs(self.horizon_days)
-            fit_btyd = self.btyd.fit_transform(X, latest=X_val)
-            train, val = self._matrix(X, fit_btyd), self._matrix(X_val)
-        else:
-            train, val = self._matrix(X), self._matrix(X_val)
+        self.btyd, fit_btyd = BTYDInputs.for_learner(self.params.btyd_inputs, self.horizon_days,
+                                                     X, X_val)
+        train, val = self._matrix(X, fit_btyd), self._matrix(X_val)
         y, y_val = np.asarray(y, float), np.asarray(y_val, float)
         self._history = {}
         self.regressor = self._train("reg:tweedie", train, y, val, y_val)
@@ -181,7 +176,6 @@ class XGBoostCLV(CLVModel):
         self.params = XGBoostConfig(**self.metadata.get("params", {}))
         self.seed = self.metadata.get("seed", 0)
         self.horizon_days = int(self.metadata.get("horizon_days", 180))
-        state = self.metadata.get("btyd_inputs")
-        self.btyd = None if state is None else BTYDInputs.from_state(self.horizon_days, state)
+        self.btyd = BTYDInputs.from_state(self.horizon_days, self.metadata.get("btyd_inputs"))
         self.regressor = xgb.Booster(model_file=str(directory / "regressor.json"))
         self.classifier = xgb.Booster(model_file=str(directory / "classifier.json"))

@@ -47,8 +47,7 @@ from clv_models.models.base import (
     numeric_matrix,
     object_column,
 )
-from clv_models.models.btyd import BTYD_INPUTS, DATE_COLUMN, BTYDInputs
-from clv_models.models.btyd import FEATURES as BTYD_FEATURES
+from clv_models.models.btyd import BTYD_INPUTS, DATE_COLUMN, BTYDInputs, input_names
 from clv_models.models.deep.explain import Attributions, integrated_gradients
 from clv_models.models.deep.network import (
     INFERENCE_BATCH,
@@ -153,7 +152,7 @@ class DeepCLV(CLVModel):
     @property
     def input_names(self) -> list[str]:
         """The network's inputs: the features, then the BTYD inputs when used."""
-        return self.feature_names + (BTYD_INPUTS if self.btyd is not None else [])
+        return input_names(self.feature_names, self.btyd)
 
     def _with_btyd(self, X: Features, values: np.ndarray | None = None) -> Features:
         """``X`` with the BTYD input columns (``values``, else from the stored fit) added."""
@@ -245,11 +244,7 @@ class DeepCLV(CLVModel):
         device = resolve_device(p.device)
         self.feature_names = [c for c in X.columns if c != DATE_COLUMN]
         X_val = X_val[self.feature_names]
-        self.btyd = None
-        fit_btyd = None
-        if p.btyd_inputs and set(BTYD_FEATURES) <= set(self.feature_names):
-            self.btyd = BTYDInputs(self.horizon_days)
-            fit_btyd = self.btyd.fit_transform(X, latest=X_val)
+        self.btyd, fit_btyd = BTYDInputs.for_learner(p.btyd_inputs, self.horizon_days, X, X_val)
         X = X[self.feature_names]
         self._learn_preprocessing(self._with_btyd(X, fit_btyd))
         y = np.asarray(y, dtype=np.float32)
@@ -452,8 +447,7 @@ class DeepCLV(CLVModel):
         self.params = DeepConfig(**self.metadata.get("params", {}))
         self.seed = self.metadata.get("seed", 0)
         self.horizon_days = int(self.metadata.get("horizon_days", 180))
-        state = self.metadata.get("btyd_inputs")
-        self.btyd = None if state is None else BTYDInputs.from_state(self.horizon_days, state)
+        self.btyd = BTYDInputs.from_state(self.horizon_days, self.metadata.get("btyd_inputs"))
         # Artefacts from before categoricals and sequences: every feature is numeric.
         self._numeric = norm.get("numeric_features", self.feature_names)
         self._categorical = norm.get("categorical_features", [])
