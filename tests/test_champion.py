@@ -26,7 +26,7 @@ from clv_models.models import (
     load_model,
     training,
 )
-from clv_models.models.blend import nnls_weights
+from clv_models.models.blend import convex_weights
 from clv_models.models.btyd import BTYD_INPUTS, BGNBDParams
 from clv_models.models.deep import DeepCLV
 from clv_models.models.training import TARGET, Split, TrainingSet, make_split
@@ -124,12 +124,15 @@ def test_a_learner_with_information_bgnbd_lacks_becomes_champion():
             r["rmse_difference_high"] < 0 and champion.admissible(r, reference)))
 
 
-def test_nnls_weights_are_non_negative_and_recover_a_mixture():
+def test_convex_weights_are_on_the_simplex_and_recover_a_mixture():
     rng = np.random.default_rng(0)
     a, b, c = rng.gamma(1.0, 10.0, (3, 2_000))
-    w = nnls_weights(np.column_stack([a, b, c]), 0.3 * a + 0.7 * b)
-    assert w == pytest.approx([0.3, 0.7, 0.0], abs=1e-9)
-    assert nnls_weights(np.column_stack([a, b]), a - b).min() >= 0  # never negative
+    w = convex_weights(np.column_stack([a, b, c]), 0.3 * a + 0.7 * b)
+    assert w == pytest.approx([0.3, 0.7, 0.0], abs=1e-6)
+    w = convex_weights(np.column_stack([a, b]), a - b)  # the best convex fit is all of a
+    assert w.min() >= 0 and w.sum() == pytest.approx(1.0) and w[0] == pytest.approx(1.0)
+    # A level shift is not the blend's to fit: twice a gives all of a, not weight 2.
+    assert convex_weights(np.column_stack([a, b]), 2 * a) == pytest.approx([1.0, 0.0])
 
 
 def test_cross_fitted_blend_never_uses_a_customers_own_label():

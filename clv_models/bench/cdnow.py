@@ -62,7 +62,7 @@ from clv_models.evaluation.report import METRIC_COLUMNS, format_metric
 from clv_models.features import store as features
 from clv_models.ingest import importers
 from clv_models.models import BlendCLV, Prediction, training
-from clv_models.models.blend import nnls_weights
+from clv_models.models.blend import convex_weights
 from clv_models.models.training import Split
 from clv_models.warehouse import dbt as warehouse
 
@@ -310,7 +310,7 @@ def choose_champion(preds: dict[str, Prediction], folds: list[FoldForecasts], y:
         cand = {n: _take(preds[n], v) for n in CALIBRATION_ONLY} | fold.predictions
         names = [n for n in training.MODEL_NAMES if n in cand]
         blend = BlendCLV()
-        blend.weights = dict(zip(names, nnls_weights(
+        blend.weights = dict(zip(names, convex_weights(
             np.column_stack([cand[n].predicted_clv for n in names]), y[v]).tolist(),
             strict=True))
         honest = champion.cross_fitted_blend({n: cand[n].predicted_clv for n in names}, y[v],

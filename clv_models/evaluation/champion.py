@@ -29,7 +29,7 @@ from clv_models.core import atomic, metrics
 from clv_models.core.config import Config
 from clv_models.core.errors import NotBuiltError
 from clv_models.models import BlendCLV, CLVModel, Prediction
-from clv_models.models.blend import nnls_weights
+from clv_models.models.blend import convex_weights
 from clv_models.models.calibration import Calibration
 from clv_models.models.training import MODEL_NAMES, TARGET, TrainingSet, training_metadata
 
@@ -96,7 +96,7 @@ def cross_fitted_blend(forecasts: dict[str, np.ndarray], actual: np.ndarray, ids
     for k in range(folds):
         held = fold == k
         if held.any():
-            w = nnls_weights(matrix[~held], actual[~held])
+            w = convex_weights(matrix[~held], actual[~held])
             out[held] = np.nan_to_num(matrix[held]) @ w
     return out
 

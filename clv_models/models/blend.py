@@ -1,11 +1,16 @@
-"""A stacked blend: non-negative weights on the other models' CLV forecasts.
+"""A stacked blend: convex weights on the other models' CLV forecasts.
 
-The weights are fitted by non-negative least squares of the label on the component forecasts
-of out-of-time rows (rows the components were not fitted on), without an intercept: the blend is
-a weighted sum of forecasts, so it never ranks a customer by anything but the components' views
-of that customer, and a component that does not help gets weight 0. On a shop where BG/NBD +
-Gamma-Gamma is the best single forecast the blend leans on it; where a learned model adds
-something, the blend takes that too.
+The weights are fitted by least squares of the label on the component forecasts of out-of-time
+rows (rows the components were not fitted on), constrained to be non-negative and to sum to 1:
+the blend is a weighted mean of forecasts, so it never ranks a customer by anything but the
+components' views of that customer, a component that does not help gets weight 0, and the
+blend's level stays within the components' levels. Without the sum constraint the weights would
+also rescale the forecasts to the level of the one horizon they were fitted on, which does not
+carry to the next horizon; correcting the level is the calibration's job
+(:mod:`clv_models.models.calibration`), kept only where it helps out of cutoff. A convex blend
+of a learner and BG/NBD + Gamma-Gamma is shrinkage of the learner towards the BTYD forecast, by
+the amount the validation rows support: on a shop where BG/NBD is the best single forecast the
+blend leans on it; where a learned model adds something, the blend takes that too.
 """
 
 from __future__ import annotations
@@ -24,8 +29,11 @@ from clv_models.models.base import CLVModel, Features, Prediction, load_model, n
 WEIGHTS_FILE = "blend.json"
 
 
-def nnls_weights(forecasts: np.ndarray, actual: np.ndarray) -> np.ndarray:
-    """Non-negative weights ``w`` minimising ``|forecasts @ w - actual|²``.
+def convex_weights(forecasts: np.ndarray, actual: np.ndarray) -> np.ndarray:
+    """Weights ``w >= 0`` with ``sum(w) = 1`` minimising ``|forecasts @ w - actual|²``.
+
+    Solved on the ``k × k`` Gram matrix by sequential least squares from equal weights
+    (deterministic); the result is clipped to the simplex against round-off.
 
     Parameters
     ----------
@@ -35,12 +43,27 @@ def nnls_weights(forecasts: np.ndarray, actual: np.ndarray) -> np.ndarray:
         ``[n]``: the label.
     """
     forecasts = np.nan_to_num(np.asarray(forecasts, float))
-    weights, _ = optimize.nnls(forecasts, np.asarray(actual, float))
-    return weights
+    actual = np.asarray(actual, float)
+    k = forecasts.shape[1]
+    if k == 1:
+        return np.ones(1)
+    n = max(len(actual), 1)
+    scale = max(float(np.abs(forecasts).max(initial=0.0)), float(np.abs(actual).max(initial=0.0)),
+                1e-12)
+    f, y = forecasts / scale, actual / scale
+    gram, cross = f.T @ f / n, f.T @ y / n
+    result = optimize.minimize(
+        lambda w: w @ gram @ w - 2 * cross @ w, np.full(k, 1.0 / k),
+        jac=lambda w: 2 * (gram @ w - cross), method="SLSQP", bounds=[(0.0, 1.0)] * k,
+        constraints=[{"type": "eq", "fun": lambda w: w.sum() - 1.0,
+                      "jac": lambda w: np.ones_like(w)}],
+        options={"ftol": 1e-12, "maxiter": 200})
+    weights = np.clip(result.x, 0.0, None)
+    return weights / weights.sum() if weights.sum() > 0 else np.full(k, 1.0 / k)
 
 
 class BlendCLV(CLVModel):
-    """Weighted sum of component models' forecasts (weights from :func:`nnls_weights`).
+    """Weighted mean of component models' forecasts (weights from :func:`convex_weights`).
 
     ``predicted_clv`` = Σ w_j · predicted_clv_j; ``p_purchase`` is the average of the components'
     ``p_purchase`` weighted by ``w`` (components without one are left out). The quantiles are
@@ -75,7 +98,7 @@ class BlendCLV(CLVModel):
     def fit_forecasts(self, forecasts: Mapping[str, np.ndarray], actual: np.ndarray) -> BlendCLV:
         """Fit the weights on out-of-time forecasts (``name -> [n]``) of the components."""
         names = [n for n in self.components if n in forecasts]
-        w = nnls_weights(np.column_stack([forecasts[n] for n in names]), actual)
+        w = convex_weights(np.column_stack([forecasts[n] for n in names]), actual)
         self.weights = {n: float(v) for n, v in zip(names, w, strict=True)}
         self.metadata = {"weights": self.weights,
                          "component_versions": {n: self.components[n].version for n in names}}
