@@ -245,3 +245,51 @@ def test_a_categorical_missing_in_every_training_row_maps_to_unknown(data):
     a = model.predict(Xv.assign(country=None)).predicted_clv
     b = model.predict(Xv.assign(country="US")).predicted_clv
     np.testing.assert_array_equal(a, b)
+
+
+def test_seed_ensemble_is_the_mixture_of_its_members(seq_data, seq_model, tmp_path):
+    from clv_models.models.ziln import ziln_mean
+
+    X, y, Xv, yv = seq_data
+    pair = DeepCLV(dataclasses.replace(SMALL, ensemble=2), seed=0).fit(X, y, Xv, yv)
+    assert len(pair.nets) == 2 and [m["seed"] for m in pair.metadata["members"]] == [0, 1]
+    # The first member is the single network of the same seed, bit for bit.
+    single = seq_model.raw_outputs(Xv)[:, :, 0]
+    np.testing.assert_array_equal(pair.raw_outputs(Xv)[:, :, 0], single)
+    logit, mu, sigma = pair.raw_outputs(Xv).transpose(1, 0, 2)
+    pred = pair.predict(Xv, explain=True)
+    np.testing.assert_allclose(pred.predicted_clv, ziln_mean(logit, mu, sigma).mean(axis=1))
+    np.testing.assert_allclose(pred.p_purchase, (1 / (1 + np.exp(-logit))).mean(axis=1))
+    assert np.all(pred.clv_p10 <= pred.clv_p50) and np.all(pred.clv_p50 <= pred.clv_p90)
+    # Completeness holds for the mixture's mean too (averaged attributions).
+    rows = Xv.head(20)
+    attr = pair.attributions(rows, steps=256)
+    np.testing.assert_allclose(attr.values.sum(axis=1) + attr.baseline,
+                               pair.predict(rows).predicted_clv, rtol=1e-2,
+                               atol=1e-2 * pred.predicted_clv.mean())
+    pair.save(tmp_path / "pair")
+    again = load_model(tmp_path / "pair")
+    assert len(again.nets) == 2
+    np.testing.assert_allclose(again.predict(Xv).predicted_clv, pred.predicted_clv, rtol=1e-6)
+    np.testing.assert_allclose(again.predict(Xv).clv_p90, pred.clv_p90, rtol=1e-6)
+
+
+def test_mixture_quantile_inverts_the_mixture_distribution():
+    from scipy import special
+
+    from clv_models.models.ziln import ziln_mixture_quantile, ziln_quantile
+
+    rng = np.random.default_rng(0)
+    logit, mu = rng.normal(0, 2, (500, 3)), rng.normal(3, 1, (500, 3))
+    sigma = rng.uniform(0.2, 2.0, (500, 3))
+    p = special.expit(logit)
+    for q in (0.1, 0.5, 0.9):
+        x = ziln_mixture_quantile(q, logit, mu, sigma)
+        zero = (1 - p).mean(axis=1) >= q
+        assert np.all(x[zero] == 0) and np.all(x[~zero] > 0)
+        pos = ~zero
+        cdf = ((1 - p[pos]) + p[pos] * special.ndtr((np.log(x[pos])[:, None] - mu[pos])
+                                                     / sigma[pos])).mean(axis=1)
+        np.testing.assert_allclose(cdf, q, atol=1e-9)
+    one = ziln_mixture_quantile(0.5, logit[:, :1], mu[:, :1], sigma[:, :1])
+    np.testing.assert_array_equal(one, ziln_quantile(0.5, logit[:, 0], mu[:, 0], sigma[:, 0]))

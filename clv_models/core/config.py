@@ -160,6 +160,8 @@ class DeepConfig:
     explain_steps: int = 16  # integrated-gradient steps for the drivers and the importance
     # the BG/NBD + Gamma-Gamma forecast of each row as inputs (models.btyd.BTYDInputs)
     btyd_inputs: bool = True
+    # networks trained from successive seeds whose ZILN forecasts are mixed (1: one network)
+    ensemble: int = 1
 
 
 ONLINE_STORE_TYPES = ("sqlite", "redis")

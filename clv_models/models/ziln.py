@@ -61,3 +61,39 @@ def ziln_quantile(q: float, logit: np.ndarray, mu: np.ndarray, sigma: np.ndarray
     inner = np.clip((q - (1 - p)) / np.maximum(p, 1e-12), 1e-12, 1 - 1e-12)
     value = np.exp(np.minimum(mu + sigma * special.ndtri(inner), 50.0))
     return np.where(q <= 1 - p, 0.0, value)
+
+
+#: Bisection steps of :func:`ziln_mixture_quantile` (on the log scale; enough for float64).
+MIXTURE_STEPS = 64
+
+
+def ziln_mixture_quantile(q: float, logit: np.ndarray, mu: np.ndarray,
+                          sigma: np.ndarray) -> np.ndarray:
+    """The ``q`` quantile of an equal-weight mixture of ZILN distributions.
+
+    Parameters
+    ----------
+    q
+        The probability level.
+    logit, mu, sigma
+        ``[n, m]``: each row's ``m`` members (e.g. the networks of a seed ensemble).
+
+    Returns
+    -------
+    ``[n]``: 0 where the mixture's probability of no spend is at least ``q``, else the root of
+    the mixture's distribution function, found by bisection on the log scale below the
+    members' largest quantile (a mixture's quantile is at most its members' largest). With one
+    member it is :func:`ziln_quantile`.
+    """
+    if logit.shape[1] == 1:
+        return ziln_quantile(q, logit[:, 0], mu[:, 0], sigma[:, 0])
+    p = special.expit(logit)
+    members = ziln_quantile(q, logit, mu, sigma)
+    lo = (mu + sigma * special.ndtri(1e-12)).min(axis=1)  # below every member's spend
+    hi = np.log(np.maximum(members.max(axis=1), 1e-300))
+    for _ in range(MIXTURE_STEPS):
+        mid = (lo + hi) / 2
+        cdf = ((1 - p) + p * special.ndtr((mid[:, None] - mu) / sigma)).mean(axis=1)
+        below = cdf < q
+        lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+    return np.where(q <= (1 - p).mean(axis=1), 0.0, np.exp(hi))

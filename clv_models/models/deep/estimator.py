@@ -71,7 +71,7 @@ from clv_models.models.ziln import (
     split_outputs,
     ziln_loss,
     ziln_mean,
-    ziln_quantile,
+    ziln_mixture_quantile,
 )
 
 WEIGHTS_FILE = "weights.pt"
@@ -107,6 +107,12 @@ class DeepCLV(CLVModel):
     epoch. On CUDA it trains in bfloat16 autocast with the whole training set on the GPU when it
     fits; on CPU in float32. Seeded: the same data and seed give the same weights on CPU.
     Inference runs in batches, in float32, on CUDA when present.
+
+    With ``params.ensemble`` > 1, that many networks are trained on the same inputs from
+    successive seeds (``seed``, ``seed + 1``, ...) and the forecast is their equal-weight
+    mixture: the mean and ``p_purchase`` are the members' averages, the quantiles those of the
+    mixture, the attributions the members' averages. On few customers one network's forecast
+    depends on its seed; the mixture's varies less.
 
     With ``params.btyd_inputs`` the network also takes the BG/NBD + Gamma-Gamma forecast of each
     row as numeric inputs (:class:`~clv_models.models.btyd.BTYDInputs`, fitted per as-of date on
@@ -256,11 +262,63 @@ class DeepCLV(CLVModel):
             train, yt = train.to(device), yt.to(device)
         val_d, yv_d = val.to(device), yv.to(device)
 
+        members = max(1, int(p.ensemble))
+        start = time.perf_counter()
+        runs = [self._train_member(self.seed + k, k, members, train, yt, val_d, yv_d, device,
+                                   on_device, y) for k in range(members)]
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - start
+        self.nets = [run.pop("net") for run in runs]
+        self.device = device
+        best, best_epoch, history = (runs[0]["best_val_loss"], runs[0]["best_epoch"],
+                                     runs[0]["val_loss_history"])
+        epochs_run = sum(run["epochs_run"] for run in runs)
+
+        pred = self._predict_inputs(val)
+        sample = np.random.default_rng(self.seed).permutation(len(val))[:IMPORTANCE_ROWS]
+        importance = np.abs(self._attributions(val.take(torch.from_numpy(np.sort(sample))))
+                            .values).mean(axis=0) if len(sample) else np.zeros(0)
+        self.metadata = {
+            "params": vars(self.params), "seed": self.seed, "device": str(device),
+            "horizon_days": self.horizon_days,
+            "btyd_inputs": None if self.btyd is None else self.btyd.state(),
+            "feature_service": self.feature_service,
+            "numeric_features": self._numeric, "categorical_features": self._categorical,
+            "sequence_features": self._sequence, "sequence_length": self._seq_len,
+            "parameters": sum(t.numel() for net in self.nets for t in net.parameters()),
+            "epochs_run": epochs_run, "best_epoch": best_epoch, "best_val_loss": best,
+            "val_loss_history": history, "members": runs, "train_rows": len(y),
+            "validation_metrics": {
+                "ziln_loss": best,
+                "normalized_gini": _round(metrics.normalized_gini(y_val, pred.predicted_clv)),
+                "auc": _round(metrics.roc_auc(y_val > 0, pred.p_purchase)),
+                "total_ratio": _round(float(pred.predicted_clv.sum()
+                                            / max(float(y_val.sum()), 1e-9)))},
+            "feature_importance": dict(sorted(
+                ((n, round(float(v), 6)) for n, v in zip(self.input_names, importance,
+                                                         strict=True)),
+                key=lambda kv: -kv[1])),
+            "feature_importance_rows": int(len(sample)),
+            "train_seconds": round(seconds, 3),
+            "samples_per_second": round(len(y) * epochs_run / max(seconds, 1e-9), 1),
+            "torch_version": torch.__version__, "numpy_version": np.__version__,
+            "python_version": platform.python_version(),
+        }
+        return self
+
+    def _train_member(self, seed: int, k: int, members: int, train: Inputs, yt: torch.Tensor,
+                      val: Inputs, yv: torch.Tensor, device: torch.device, on_device: bool,
+                      y: np.ndarray) -> dict:
+        """Train one network from ``seed`` (member ``k`` of ``members``) with early stopping;
+        returns it (on the CPU, best epoch restored) with its training history."""
+        p = self.params
+        torch.manual_seed(seed)
         net = self._build_net().to(device)
         init_head(net, y)
         opt = torch.optim.AdamW(net.parameters(), lr=p.learning_rate, weight_decay=p.weight_decay)
         amp = device.type == "cuda"
-        gen = torch.Generator().manual_seed(self.seed)
+        gen = torch.Generator().manual_seed(seed)
         best, best_state, best_epoch, history = float("inf"), None, -1, []
         start = time.perf_counter()
         epochs_run = 0
@@ -281,56 +339,29 @@ class DeepCLV(CLVModel):
                 nn.utils.clip_grad_norm_(net.parameters(), 5.0)
                 opt.step()
             epochs_run += 1
-            loss_val = validation_loss(net, val_d, yv_d, amp)
+            loss_val = validation_loss(net, val, yv, amp)
             history.append(round(loss_val, 6))
             if loss_val < best - 1e-5 or best_state is None:
                 best, best_epoch = loss_val, epoch
                 best_state = copy.deepcopy(net.state_dict())
             stop = epoch - best_epoch >= p.patience
             if self.on_epoch is not None:
-                self.on_epoch(EpochProgress(epoch + 1, p.epochs, loss_val, best_epoch + 1,
-                                            time.perf_counter() - start, stop))
+                self.on_epoch(EpochProgress(k * p.epochs + epoch + 1, members * p.epochs,
+                                            loss_val, best_epoch + 1,
+                                            time.perf_counter() - start,
+                                            stop and k == members - 1))
             if stop:
                 break
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        seconds = time.perf_counter() - start
         net.load_state_dict(best_state)
-        self.net = net.to("cpu").eval()
-        fill_unseen_unknown(self.net, self._vocab)
-        self.device = device
+        net = net.to("cpu").eval()
+        fill_unseen_unknown(net, self._vocab)
+        return {"net": net, "seed": seed, "epochs_run": epochs_run, "best_epoch": best_epoch,
+                "best_val_loss": best, "val_loss_history": history}
 
-        pred = self._predict_inputs(val)
-        sample = np.random.default_rng(self.seed).permutation(len(val))[:IMPORTANCE_ROWS]
-        importance = np.abs(self._attributions(val.take(torch.from_numpy(np.sort(sample))))
-                            .values).mean(axis=0) if len(sample) else np.zeros(0)
-        self.metadata = {
-            "params": vars(self.params), "seed": self.seed, "device": str(device),
-            "horizon_days": self.horizon_days,
-            "btyd_inputs": None if self.btyd is None else self.btyd.state(),
-            "feature_service": self.feature_service,
-            "numeric_features": self._numeric, "categorical_features": self._categorical,
-            "sequence_features": self._sequence, "sequence_length": self._seq_len,
-            "parameters": sum(t.numel() for t in self.net.parameters()),
-            "epochs_run": epochs_run, "best_epoch": best_epoch, "best_val_loss": best,
-            "val_loss_history": history, "train_rows": len(y),
-            "validation_metrics": {
-                "ziln_loss": best,
-                "normalized_gini": _round(metrics.normalized_gini(y_val, pred.predicted_clv)),
-                "auc": _round(metrics.roc_auc(y_val > 0, pred.p_purchase)),
-                "total_ratio": _round(float(pred.predicted_clv.sum()
-                                            / max(float(y_val.sum()), 1e-9)))},
-            "feature_importance": dict(sorted(
-                ((n, round(float(v), 6)) for n, v in zip(self.input_names, importance,
-                                                         strict=True)),
-                key=lambda kv: -kv[1])),
-            "feature_importance_rows": int(len(sample)),
-            "train_seconds": round(seconds, 3),
-            "samples_per_second": round(len(y) * epochs_run / max(seconds, 1e-9), 1),
-            "torch_version": torch.__version__, "numpy_version": np.__version__,
-            "python_version": platform.python_version(),
-        }
-        return self
+    @property
+    def net(self) -> ZILNNet:
+        """The first network (the only one unless ``params.ensemble`` > 1)."""
+        return self.nets[0]
 
     # -- inference ----------------------------------------------------------------------------
     def _inference_device(self) -> torch.device:
@@ -339,15 +370,16 @@ class DeepCLV(CLVModel):
             return torch.device("cuda")
         return torch.device("cpu")
 
-    def _eval_net(self, device: torch.device) -> ZILNNet:
-        """The network on ``device`` in eval mode; moved (a walk over every parameter) only
-        when the network or the device changed since the last call, since that walk costs
+    def _eval_nets(self, device: torch.device) -> list[ZILNNet]:
+        """The networks on ``device`` in eval mode; moved (a walk over every parameter) only
+        when the networks or the device changed since the last call, since that walk costs
         more than a one-row forward pass."""
         placed = getattr(self, "_placed", None)
-        if placed is None or placed[0] is not self.net or placed[1] != device:
-            self.net.to(device).eval()
-            self._placed = (self.net, device)
-        return self.net
+        if placed is None or placed[0] is not self.nets or placed[1] != device:
+            for net in self.nets:
+                net.to(device).eval()
+            self._placed = (self.nets, device)
+        return self.nets
 
     def _codes(self, column: str) -> dict[str, int]:
         """``{value: index}`` of a categorical column's vocabulary (index 0: unknown), built
@@ -362,28 +394,31 @@ class DeepCLV(CLVModel):
     @torch.no_grad()
     def _raw_outputs(self, inputs: Inputs) -> np.ndarray:
         device = self._inference_device()
-        net = self._eval_net(device)
+        nets = self._eval_nets(device)
         outs = []
         for lo in range(0, len(inputs), INFERENCE_BATCH):
             b = inputs.take(slice(lo, lo + INFERENCE_BATCH)).to(device)
-            logit, mu, sigma = split_outputs(net(b.num, b.cat, b.seq).float())
-            outs.append(torch.stack([logit, mu, sigma], dim=1).cpu())
+            members = []
+            for net in nets:
+                logit, mu, sigma = split_outputs(net(b.num, b.cat, b.seq).float())
+                members.append(torch.stack([logit, mu, sigma], dim=1))
+            outs.append(torch.stack(members, dim=2).cpu())
         if not outs:
-            return np.zeros((0, 3))
+            return np.zeros((0, 3, len(nets)))
         return torch.cat(outs).numpy().astype(np.float64)
 
     def raw_outputs(self, X: Features) -> np.ndarray:
-        """(logit, mu, sigma) per row, computed in batches."""
+        """``[n, 3, members]``: (logit, mu, sigma) of each row and network, in batches."""
         return self._raw_outputs(self._prepare(X))
 
     def _predict_inputs(self, inputs: Inputs) -> Prediction:
-        logit, mu, sigma = self._raw_outputs(inputs).T
+        logit, mu, sigma = self._raw_outputs(inputs).transpose(1, 0, 2)
         return Prediction(
-            predicted_clv=ziln_mean(logit, mu, sigma),
-            p_purchase=1 / (1 + np.exp(-logit)),
-            clv_p10=ziln_quantile(0.1, logit, mu, sigma),
-            clv_p50=ziln_quantile(0.5, logit, mu, sigma),
-            clv_p90=ziln_quantile(0.9, logit, mu, sigma),
+            predicted_clv=ziln_mean(logit, mu, sigma).mean(axis=1),
+            p_purchase=(1 / (1 + np.exp(-logit))).mean(axis=1),
+            clv_p10=ziln_mixture_quantile(0.1, logit, mu, sigma),
+            clv_p50=ziln_mixture_quantile(0.5, logit, mu, sigma),
+            clv_p90=ziln_mixture_quantile(0.9, logit, mu, sigma),
         )
 
     def predict(self, X: Features, explain: bool = False) -> Prediction:
@@ -407,11 +442,12 @@ class DeepCLV(CLVModel):
         """
         return self._attributions(self._prepare(X), steps)
 
-    def _baseline(self, device: torch.device) -> tuple[torch.Tensor, ...]:
-        """The baseline input: numeric ``[p]``, embedding ``[e]``, sequence ``[weeks, c]``."""
+    def _baseline(self, net: ZILNNet, device: torch.device) -> tuple[torch.Tensor, ...]:
+        """The baseline input of ``net``: numeric ``[p]``, embedding ``[e]``, sequence
+        ``[weeks, c]``."""
         num = torch.zeros(len(self._numeric), device=device)
         embs = []
-        for emb, vocab in zip(self.net.embeddings, self._vocab.values(), strict=True):
+        for emb, vocab in zip(net.embeddings, self._vocab.values(), strict=True):
             w = torch.tensor([vocab["unknown_count"], *vocab["counts"]], dtype=torch.float32)
             w = w / w.sum() if w.sum() > 0 else torch.full_like(w, 1 / len(w))
             embs.append(w.to(device) @ emb.weight.detach())
@@ -419,17 +455,26 @@ class DeepCLV(CLVModel):
         return num, emb, torch.from_numpy(self._seq_baseline).to(device)
 
     def _attributions(self, inputs: Inputs, steps: int | None = None) -> Attributions:
+        """The members' integrated gradients, averaged (the mixture's mean is their average,
+        and integrated gradients are linear in the explained function)."""
         device = self._inference_device()
-        return integrated_gradients(
-            self._eval_net(device), inputs, self._baseline(device),
+        parts = [integrated_gradients(
+            net, inputs, self._baseline(net, device),
             steps=max(1, int(steps or self.params.explain_steps)), device=device,
             emb_dims=self._emb_dims, columns=(self._numeric, self._categorical, self._sequence),
-            feature_names=self.input_names)
+            feature_names=self.input_names) for net in self._eval_nets(device)]
+        if len(parts) == 1:
+            return parts[0]
+        return Attributions(values=sum(a.values for a in parts) / len(parts),
+                            feature_names=parts[0].feature_names,
+                            baseline=float(np.mean([a.baseline for a in parts])))
 
     # -- persistence --------------------------------------------------------------------------
     def _save_weights(self, directory: Path) -> None:
-        state = {k: v.detach().cpu() for k, v in self.net.state_dict().items()}
-        torch.save(state, directory / WEIGHTS_FILE)
+        states = [{k: v.detach().cpu() for k, v in net.state_dict().items()}
+                  for net in self.nets]
+        # One network: its state dict; a seed ensemble: the list of its members' state dicts.
+        torch.save(states[0] if len(states) == 1 else states, directory / WEIGHTS_FILE)
         (directory / NORMALISATION_FILE).write_text(json.dumps({
             "feature_names": self.feature_names, "numeric_features": self._numeric,
             "categorical_features": self._categorical, "sequence_features": self._sequence,
@@ -466,11 +511,13 @@ class DeepCLV(CLVModel):
         self.params.hidden, self.params.dropout = norm["hidden"], norm["dropout"]
         self.params.conv_channels = norm.get("conv_channels", self.params.conv_channels)
         self.params.sequence_dim = norm.get("sequence_dim", self.params.sequence_dim)
-        self.net = self._build_net()
         # weights_only=True: tensors only, never arbitrary pickled objects.
         state = torch.load(directory / WEIGHTS_FILE, map_location="cpu", weights_only=True)
-        self.net.load_state_dict(state)
-        self.net.eval()
+        self.nets = []
+        for member in state if isinstance(state, list) else [state]:
+            net = self._build_net()
+            net.load_state_dict(member)
+            self.nets.append(net.eval())
 
 
 # -- helpers ----------------------------------------------------------------------------------
