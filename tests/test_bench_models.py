@@ -87,6 +87,20 @@ def test_oracle_target_check_on_given_metrics():
     assert lost["deep_ziln_target"]["met"] is False
     with pytest.raises(ValueError, match="oracle"):
         oracle_result(base[1:], 100, dt.date(2025, 1, 1))
+    # The champion's targets: Gini over the feature ceiling's, decile MAPE and total ratio.
+    ceiling = row(CEILING, 0.86, 58.0, True)
+    good = {**row("blend", 0.858, 56.0), "champion": True, "decile_mape": 0.12,
+            "total_ratio": 1.01}
+    check = _rows(oracle_result([*base, ceiling, good], 100, dt.date(2025, 1, 1)))
+    assert check["champion_target"]["champion"] == "blend"
+    assert check["champion_target"]["met"] is True
+    assert check["champion_target"]["gini_over_ceiling"] == round(0.858 / 0.86, 4)
+    short = {**good, "total_ratio": 0.92, "normalized_gini": 0.80}
+    check = _rows(oracle_result([*base, ceiling, short], 100, dt.date(2025, 1, 1)))
+    assert check["champion_target"]["met"] is False
+    assert check["champion_target"]["targets_missed"] == ["gini_over_ceiling", "total_ratio"]
+    unmarked = _rows(oracle_result([*base, ceiling], 100, dt.date(2025, 1, 1)))
+    assert unmarked["champion_target"]["met"] is None
 
 
 def test_bench_training_measures_and_ratios(oracle_run):

@@ -100,21 +100,34 @@ def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
+#: The time and load average when the benchmark command began (:func:`mark_start`): a result
+#: created after its work reports them as its start.
+_START: dict[str, Any] = {}
+
+
+def mark_start() -> None:
+    """Record now as the start of the benchmark command (``clv bench`` calls it first)."""
+    _START.update(time=dt.datetime.now(dt.timezone.utc), load=load_average())
+
+
 @dataclass
 class BenchResult:
     """Rows of measurements and ratios, ready for printing and JSON.
 
-    The context (start time, command, commit, machine, load average) is taken when the result is
-    created, i.e. when the benchmark starts; :meth:`as_json` adds the load average at the end.
+    The context (start time, command, commit, machine, load average) is taken when the
+    benchmark command began (:func:`mark_start`), else when the result is created;
+    :meth:`as_json` adds the load average at the end.
     """
 
     benchmark: str
     rows: list[dict] = field(default_factory=list)
     #: Further fields of the JSON document (e.g. per-model tables), beside ``rows``.
     extra: dict[str, Any] = field(default_factory=dict)
-    started: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
+    started: dt.datetime = field(
+        default_factory=lambda: _START.get("time") or dt.datetime.now(dt.timezone.utc))
     command: str = field(default_factory=lambda: " ".join(["clv", *sys.argv[1:]]))
-    load_average_start: list[float] = field(default_factory=load_average)
+    load_average_start: list[float] = field(
+        default_factory=lambda: _START.get("load") or load_average())
 
     def as_json(self) -> dict:
         return {"benchmark": self.benchmark, "command": self.command,

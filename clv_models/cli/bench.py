@@ -12,6 +12,9 @@ from clv_models.cli.common import bench_config, config, console
 @click.group()
 def bench() -> None:
     """Benchmarks (not tests): each prints its table; --json PATH writes the same figures."""
+    from clv_models.bench.common import mark_start
+
+    mark_start()  # the load average at the start, whenever the benchmark makes its result
 
 
 json_option = click.option(
