@@ -242,3 +242,12 @@ def test_validation_cutoffs_are_spread_over_the_year_where_the_data_allow():
     short = feasible[-4:]  # four months: not enough to spread, the latest ones instead
     assert [s.evaluation_date for s in selection.spread_splits(short, 3)] == [
         s.evaluation_date for s in short[-3:]]
+    # Only cutoffs whose refit sees enough of the history: spread over those.
+    enough = len(feasible[-1].fit_dates) - 6
+    chosen = selection.spread_splits(feasible, 3, min_fit_dates=enough)
+    assert all(len(s.fit_dates) >= enough for s in chosen) and len(chosen) == 3
+    assert chosen[-1].evaluation_date == dates[-1]
+    assert chosen[0].evaluation_date < chosen[1].evaluation_date
+    # ... and the latest ones when too few cutoffs have that much.
+    late = selection.spread_splits(feasible, 3, min_fit_dates=len(feasible[-1].fit_dates))
+    assert [s.evaluation_date for s in late] == [s.evaluation_date for s in feasible[-3:]]

@@ -140,6 +140,9 @@ class ChampionConfig:
     cutoffs: int = 3
     # Bootstrap replicates of the paired differences to BG/NBD + Gamma-Gamma.
     bootstrap: int = 200
+    # Least share of the final fit's as-of dates a validation cutoff's refit sees (where the
+    # data has enough such cutoffs): the candidates are judged as they will be fitted.
+    min_fit_share: float = 0.5
 
 
 @dataclass

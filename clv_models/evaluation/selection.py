@@ -7,7 +7,10 @@ up to the validation date, spread over the last year where the data allow
 (:func:`spread_splits`; a rolling-origin backtest,
 :func:`clv_models.evaluation.backtest.run`, on the rows whose labels end by the evaluation
 date): at each one every model is refitted on the earlier dates, the blend's weights are fitted
-on that refit's own validation date, and all are judged on the cutoff's rows.
+on that refit's own validation date, and all are judged on the cutoff's rows. Cutoffs whose
+refit would see less than :attr:`~clv_models.core.config.ChampionConfig.min_fit_share` of the
+final fit's as-of dates are left out where later ones suffice: a learner refitted on a quarter
+of the history is judged at a handicap BG/NBD does not share.
 
 Rule (:data:`RULE`): a candidate is admissible when, averaged over the cutoffs, it is not worse
 than BG/NBD + Gamma-Gamma on RMSE and normalized Gini, and the upper end of the 95 % paired
@@ -23,6 +26,7 @@ rule of :func:`clv_models.evaluation.champion.choose` decides.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -54,12 +58,20 @@ def admissible(row: dict, reference: dict) -> bool:
 SPREAD_DAYS = 365
 
 
-def spread_splits(splits: list[Split], cutoffs: int) -> list[Split]:
+def spread_splits(splits: list[Split], cutoffs: int, min_fit_dates: int = 0) -> list[Split]:
     """``cutoffs`` of the feasible ``splits`` (oldest first), spread over the last year: the
     latest, then each next one at least ``SPREAD_DAYS / cutoffs`` days before the previous
     one where the data allow, else the latest ones not taken. Adjacent monthly cutoffs share
     most of their label window and one season; spread ones show how a candidate fares across
-    the year."""
+    the year.
+
+    Only splits that refit on at least ``min_fit_dates`` as-of dates are spread over (the
+    latest ``cutoffs`` when fewer have that many): a model refitted on a small part of the
+    history the final fit will see is judged at a handicap that a model needing little
+    history (BG/NBD + Gamma-Gamma, fitted on one cross-section) does not share.
+    """
+    eligible = [s for s in splits if len(s.fit_dates) >= min_fit_dates]
+    splits = eligible if len(eligible) >= cutoffs else list(splits[-cutoffs:])
     if cutoffs >= len(splits):
         return list(splits)
     gap = SPREAD_DAYS // cutoffs
@@ -205,8 +217,9 @@ def choose(cfg: Config, models: dict[str, CLVModel], data: TrainingSet,
     cutoffs = min(wanted, len(splits))
     sub = TrainingSet(frame=frame, feature_names=data.feature_names, split=splits[-1],
                       services=data.services)
+    min_fit_dates = math.ceil(cfg.champion.min_fit_share * len(data.split.fit_dates))
     forecasts = backtest.fit_cutoffs(cfg, sub, cutoffs, on_cutoff=on_cutoff,
-                                     splits=spread_splits(splits, cutoffs))
+                                     splits=spread_splits(splits, cutoffs, min_fit_dates))
     choice.champion, evidence, calibrations, how = judge(forecasts, cfg.champion.bootstrap,
                                                          cfg.seed)
     choice.rule = RULE
