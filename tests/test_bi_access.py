@@ -41,9 +41,9 @@ pytestmark = pytest.mark.e2e  # dbt builds, Feast, servers or the whole chain
 
 READER = Path(__file__).parent / "harness" / "bi_reader.py"
 #: Seconds each reader waits between reads: three readers polling in a tight loop took the two
-#: CI cores from the writers and stretched every phase; a few reads per second still cover
-#: every phase many times.
-READER_PAUSE = 0.25
+#: CI cores from the writers and stretched every phase; a read or so per second and reader
+#: still covers every phase many times.
+READER_PAUSE = 0.75
 # duckdb-engine comes with the dev extra; without it, a second plain DuckDB reader.
 MODES = ["duckdb", "parquet",
          "sqlalchemy" if importlib.util.find_spec("duckdb_engine") else "duckdb"]
