@@ -15,7 +15,7 @@ import pytest
 
 from clv_models.core.config import DeepConfig, XGBoostConfig, load_config
 from clv_models.core.errors import DataError
-from clv_models.evaluation import champion, selection
+from clv_models.evaluation import backtest, champion, selection
 from clv_models.evaluation.backtest import backtest_splits, feasible_splits
 from clv_models.models import (
     BGNBDGammaGammaCLV,
@@ -217,8 +217,14 @@ def test_the_choice_over_validation_cutoffs_never_sees_the_evaluation_labels():
     models = training.fit_models(cfg, data)
     seen: list[Split] = []
     choice, blend = selection.choose(cfg, models, data, on_cutoff=lambda _, s: seen.append(s))
-    assert choice.basis == "2 validation cutoffs, calibrated out of cutoff"
     assert choice.validation_cutoffs == [str(s.evaluation_date) for s in seen]
+    first, last = (s.evaluation_date for s in seen)
+    # predicted_clv maps are judged only where a label window ended before a cutoff
+    assert choice.basis == ("2 validation cutoffs, calibrated out of cutoff"
+                            if (last - first).days >= HORIZON else
+                            "2 validation cutoffs, p_purchase calibrated out of cutoff (no "
+                            "cutoff's label window ends before another's: predicted_clv left "
+                            "as forecast)")
     assert all(s.evaluation_date <= data.split.validation_date for s in seen)
     assert seen[-1].evaluation_date == data.split.validation_date
     rows = {r["model"]: r for r in choice.cutoff_evidence}
@@ -251,3 +257,31 @@ def test_validation_cutoffs_are_spread_over_the_year_where_the_data_allow():
     # ... and the latest ones when too few cutoffs have that much.
     late = selection.spread_splits(feasible, 3, min_fit_dates=len(feasible[-1].fit_dates))
     assert [s.evaluation_date for s in late] == [s.evaluation_date for s in feasible[-3:]]
+
+
+def test_calibration_is_judged_on_cutoffs_after_a_finished_label_window():
+    def cutoff(date, seed):
+        rng = np.random.default_rng(seed)
+        y = rng.gamma(0.5, 40.0, 300)
+        forecast = Prediction(predicted_clv=y * 0.5 + 5, p_purchase=np.full(300, 0.5))
+        return backtest.CutoffForecasts(split=Split([], date, date), actual=y,
+                                        purchased=y > 0, predictions={"bgnbd_gg": forecast},
+                                        champion="", weights={})
+
+    dates = [dt.date(2024, 1, 1), dt.date(2024, 2, 1), dt.date(2024, 7, 1)]
+    forecasts = [cutoff(d, i) for i, d in enumerate(dates)]
+    # In time: only the cutoff with an earlier, finished label window is judged, by the
+    # maps of those earlier cutoffs.
+    maps = selection.judging_maps(forecasts, horizon_days=90)
+    assert list(maps) == [2]
+    pooled = selection.fit_calibrations(forecasts, only=[0, 1])
+    assert maps[2]["bgnbd_gg"].to_dict() == pooled["bgnbd_gg"].to_dict()
+    assert selection.judging_maps(forecasts[:2], horizon_days=90) == {}
+    # Exchangeable parts of one date: every part, by the others.
+    assert list(selection.judging_maps(forecasts, horizon_days=None)) == [0, 1, 2]
+    # A forecast at half the level: the map helps where it is judged, and is kept.
+    _, evidence, calibrations, how = selection.judge(forecasts, 20, 0, horizon_days=90)
+    assert how == "calibrated out of cutoff" and calibrations["bgnbd_gg"].clv_knots_x
+    # Overlapping windows only: no evidence, the p_purchase map alone.
+    _, _, calibrations, how = selection.judge(forecasts[:2], 20, 0, horizon_days=90)
+    assert not calibrations["bgnbd_gg"].clv_knots_x and how.startswith("p_purchase calibrated")

@@ -19,13 +19,16 @@ with the lowest mean RMSE is the champion. BG/NBD + Gamma-Gamma is always admiss
 it is the best forecast, or where the evidence against it is thin, it stays the champion.
 With two cutoffs or more, each candidate is judged calibrated
 (:mod:`clv_models.models.calibration`), each cutoff's forecasts by a calibration fitted on the
-other cutoffs. With ``cutoffs: 0``, or when the data has no feasible cutoff, the single-date
-rule of :func:`clv_models.evaluation.champion.choose` decides.
+other cutoffs; whether a map of ``predicted_clv`` helps is judged only on cutoffs with an
+earlier cutoff whose label window has ended (:func:`judging_maps`). With ``cutoffs: 0``, or
+when the data has no feasible cutoff, the single-date rule of
+:func:`clv_models.evaluation.champion.choose` decides.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import math
 from collections.abc import Callable
 
@@ -89,11 +92,13 @@ def spread_splits(splits: list[Split], cutoffs: int, min_fit_dates: int = 0) -> 
     return sorted(chosen, key=lambda s: s.evaluation_date)
 
 
-def fit_calibrations(forecasts: list[backtest.CutoffForecasts],
-                     skip: int | None = None) -> dict[str, Calibration]:
+def fit_calibrations(forecasts: list[backtest.CutoffForecasts], skip: int | None = None,
+                     only: list[int] | None = None) -> dict[str, Calibration]:
     """Each candidate's :class:`~clv_models.models.calibration.Calibration` fitted on the
-    pooled forecasts of the cutoffs (all but the ``skip``-th)."""
-    used = [f for i, f in enumerate(forecasts) if i != skip]
+    pooled forecasts of the cutoffs (all but the ``skip``-th; only those in ``only`` when
+    given)."""
+    used = [f for i, f in enumerate(forecasts)
+            if i != skip and (only is None or i in only)]
     out = {}
     for name in used[0].predictions:
         preds = [f.predictions[name] for f in used]
@@ -118,48 +123,81 @@ def without_p_map(calibration: Calibration) -> Calibration:
 
 
 def _p_error(forecasts: list[backtest.CutoffForecasts], name: str,
-             maps: list[Calibration] | None) -> float:
-    """Mean ``p_purchase`` calibration error of ``name`` over the cutoffs, each mapped by its
-    own entry of ``maps`` (none: as forecast)."""
+             maps: dict[int, dict[str, Calibration]], mapped: bool) -> float:
+    """Mean ``p_purchase`` calibration error of ``name`` over the cutoffs that have ``maps``,
+    each mapped by its own map (``mapped``) or as forecast."""
     errors = []
-    for i, f in enumerate(forecasts):
+    for i, by_name in maps.items():
+        f = forecasts[i]
         p = f.predictions[name].p_purchase
         if p is None:
             return float("nan")
-        if maps is not None:
-            p = maps[i].apply(f.predictions[name]).p_purchase
+        if mapped:
+            p = by_name[name].apply(f.predictions[name]).p_purchase
         errors.append(metrics.calibration_error(f.purchased, p))
     return float(np.mean(errors))
 
 
-def judge(forecasts: list[backtest.CutoffForecasts], bootstrap: int, seed: int
-          ) -> tuple[str, list[dict], dict[str, Calibration], str]:
+def _clv_rmse(forecasts: list[backtest.CutoffForecasts], name: str,
+              maps: dict[int, dict[str, Calibration]], mapped: bool) -> float:
+    """Mean RMSE of ``name``'s ``predicted_clv`` over the cutoffs that have ``maps``, each
+    mapped by its own map (``mapped``) or as forecast."""
+    errors = []
+    for i, by_name in maps.items():
+        f = forecasts[i]
+        pred = f.predictions[name]
+        clv = by_name[name].apply(pred).predicted_clv if mapped else pred.predicted_clv
+        errors.append(float(np.sqrt(np.mean((clv - f.actual) ** 2))))
+    return float(np.mean(errors))
+
+
+def judging_maps(forecasts: list[backtest.CutoffForecasts], horizon_days: int | None
+              ) -> dict[int, dict[str, Calibration]]:
+    """The maps that judge whether calibrating helps: per cutoff, fitted on other cutoffs.
+
+    Cutoffs in time (``horizon_days`` given): each cutoff's map is fitted on the earlier
+    cutoffs whose label window ends by its date, as the deployed map is fitted on label
+    windows that ended before the forecast's; cutoffs with no such predecessor are not
+    judged. Adjacent monthly cutoffs share most of their label window, and a map fitted on
+    one flatters itself on the next. Exchangeable parts of one date (``horizon_days``
+    ``None``, e.g. folds of customers): each part's map is fitted on all the others.
+    """
+    if horizon_days is None:
+        return {i: fit_calibrations(forecasts, skip=i) for i in range(len(forecasts))}
+    dates = [f.split.evaluation_date for f in forecasts]
+    window = dt.timedelta(days=horizon_days)
+    out = {}
+    for i, date in enumerate(dates):
+        earlier = [j for j, d in enumerate(dates) if d + window <= date]
+        if earlier:
+            out[i] = fit_calibrations(forecasts, only=earlier)
+    return out
+
+
+def judge(forecasts: list[backtest.CutoffForecasts], bootstrap: int, seed: int,
+          horizon_days: int | None = None) -> tuple[str, list[dict], dict[str, Calibration], str]:
     """The champion and the evidence from the candidates' forecasts at the validation
     cutoffs, with each candidate's calibration.
 
-    Each map is kept for a candidate only where it helped out of cutoff (each cutoff corrected
-    by a map fitted on the others): the ``predicted_clv`` map where it lowered the mean RMSE
-    over the cutoffs, the ``p_purchase`` map where it lowered the mean calibration error. On
-    few rows a map of a heavy-tailed label can cost more than it corrects, and a model already
-    calibrated gains nothing from one. With one cutoff there is no such evidence: the
-    ``p_purchase`` map only. Returns the champion, the evidence rows (with ``clv_calibrated``),
-    the calibrations, and a phrase saying how the candidates were judged.
+    Each map is kept for a candidate only where it helped out of cutoff, each judged cutoff
+    corrected by a map fitted on other cutoffs (:func:`judging_maps`: for cutoffs in time, on
+    earlier ones whose label window has ended): the ``predicted_clv`` map where it lowered
+    the mean RMSE over the judged cutoffs, the ``p_purchase`` map where it lowered the mean
+    calibration error. On few rows a map of a heavy-tailed label can cost more than it
+    corrects, and a model already calibrated gains nothing from one. Without such evidence
+    (one cutoff, or cutoffs whose label windows overlap) the ``p_purchase`` map only. Returns
+    the champion, the evidence rows (with ``clv_calibrated``), the calibrations, and a phrase
+    saying how the candidates were judged.
     """
     final = fit_calibrations(forecasts)
     names = list(final)
     use_clv = dict.fromkeys(names, False)
-    if len(forecasts) > 1:
+    tests = judging_maps(forecasts, horizon_days) if len(forecasts) > 1 else {}
+    if tests:
         held = [fit_calibrations(forecasts, skip=i) for i in range(len(forecasts))]
-
-        def rmse(full: bool) -> dict[str, float]:
-            res = backtest.score_cutoffs(
-                forecasts, 0, seed, lambda i, n, p: (held[i][n] if full else without_clv_map(
-                    held[i][n])).apply(p), with_champion=False)
-            return {r["model"]: r["rmse_mean"] for r in res.summary}
-
-        plain, mapped = rmse(False), rmse(True)
-        use_clv = {n: mapped[n] < plain[n] for n in names}
-        use_p = {n: _p_error(forecasts, n, [h[n] for h in held]) < _p_error(forecasts, n, None)
+        use_clv = {n: _clv_rmse(forecasts, n, tests, True) < _clv_rmse(forecasts, n, tests, False)
+                   for n in names}
+        use_p = {n: _p_error(forecasts, n, tests, True) < _p_error(forecasts, n, tests, False)
                  for n in names}
 
         def kept(c: Calibration, n: str) -> Calibration:
@@ -169,6 +207,12 @@ def judge(forecasts: list[backtest.CutoffForecasts], bootstrap: int, seed: int
         per_cutoff = [{n: kept(c, n) for n, c in h.items()} for h in held]
         final = {n: kept(c, n) for n, c in final.items()}
         how = "calibrated out of cutoff"
+    elif len(forecasts) > 1:
+        per_cutoff = [{n: without_clv_map(c) for n, c in fit_calibrations(
+            forecasts, skip=i).items()} for i in range(len(forecasts))]
+        final = {n: without_clv_map(c) for n, c in final.items()}
+        how = ("p_purchase calibrated out of cutoff (no cutoff's label window ends before "
+               "another's: predicted_clv left as forecast)")
     else:
         final = {n: without_clv_map(c) for n, c in final.items()}
         per_cutoff = [final]
@@ -221,7 +265,7 @@ def choose(cfg: Config, models: dict[str, CLVModel], data: TrainingSet,
     forecasts = backtest.fit_cutoffs(cfg, sub, cutoffs, on_cutoff=on_cutoff,
                                      splits=spread_splits(splits, cutoffs, min_fit_dates))
     choice.champion, evidence, calibrations, how = judge(forecasts, cfg.champion.bootstrap,
-                                                         cfg.seed)
+                                                         cfg.seed, cfg.horizon_days)
     choice.rule = RULE
     choice.basis = (f"{cutoffs} validation cutoff{'s' if cutoffs > 1 else ''}"
                     + f", {how}"
