@@ -122,32 +122,25 @@ def without_p_map(calibration: Calibration) -> Calibration:
     return dataclasses.replace(calibration, p_knots_x=[], p_knots_y=[])
 
 
-def _p_error(forecasts: list[backtest.CutoffForecasts], name: str,
-             maps: dict[int, dict[str, Calibration]], mapped: bool) -> float:
-    """Mean ``p_purchase`` calibration error of ``name`` over the cutoffs that have ``maps``,
-    each mapped by its own map (``mapped``) or as forecast."""
-    errors = []
-    for i, by_name in maps.items():
-        f = forecasts[i]
-        p = f.predictions[name].p_purchase
-        if p is None:
-            return float("nan")
-        if mapped:
-            p = by_name[name].apply(f.predictions[name]).p_purchase
-        errors.append(metrics.calibration_error(f.purchased, p))
-    return float(np.mean(errors))
+def _p_error(f: backtest.CutoffForecasts, pred: Prediction) -> float:
+    """The ``p_purchase`` calibration error of ``pred`` at cutoff ``f``."""
+    return metrics.calibration_error(f.purchased, pred.p_purchase)
 
 
-def _clv_rmse(forecasts: list[backtest.CutoffForecasts], name: str,
-              maps: dict[int, dict[str, Calibration]], mapped: bool) -> float:
-    """Mean RMSE of ``name``'s ``predicted_clv`` over the cutoffs that have ``maps``, each
-    mapped by its own map (``mapped``) or as forecast."""
+def _clv_rmse(f: backtest.CutoffForecasts, pred: Prediction) -> float:
+    """The RMSE of ``pred``'s ``predicted_clv`` at cutoff ``f``."""
+    return float(np.sqrt(np.mean((pred.predicted_clv - f.actual) ** 2)))
+
+
+def _mean_error(forecasts: list[backtest.CutoffForecasts], name: str,
+                maps: dict[int, dict[str, Calibration]], mapped: bool,
+                error: Callable[[backtest.CutoffForecasts, Prediction], float]) -> float:
+    """Mean ``error`` of ``name`` over the cutoffs that have ``maps``, each forecast mapped by
+    its cutoff's own map (``mapped``) or as forecast."""
     errors = []
     for i, by_name in maps.items():
-        f = forecasts[i]
-        pred = f.predictions[name]
-        clv = by_name[name].apply(pred).predicted_clv if mapped else pred.predicted_clv
-        errors.append(float(np.sqrt(np.mean((clv - f.actual) ** 2))))
+        pred = forecasts[i].predictions[name]
+        errors.append(error(forecasts[i], by_name[name].apply(pred) if mapped else pred))
     return float(np.mean(errors))
 
 
@@ -190,15 +183,18 @@ def judge(forecasts: list[backtest.CutoffForecasts], bootstrap: int, seed: int,
     saying how the candidates were judged.
     """
     final = fit_calibrations(forecasts)
-    names = list(final)
-    use_clv = dict.fromkeys(names, False)
-    tests = judging_maps(forecasts, horizon_days) if len(forecasts) > 1 else {}
-    if tests:
-        held = [fit_calibrations(forecasts, skip=i) for i in range(len(forecasts))]
-        use_clv = {n: _clv_rmse(forecasts, n, tests, True) < _clv_rmse(forecasts, n, tests, False)
-                   for n in names}
-        use_p = {n: _p_error(forecasts, n, tests, True) < _p_error(forecasts, n, tests, False)
-                 for n in names}
+    if len(forecasts) > 1:
+        tests = judging_maps(forecasts, horizon_days)
+        held = ([tests[i] for i in range(len(forecasts))] if horizon_days is None
+                else [fit_calibrations(forecasts, skip=i) for i in range(len(forecasts))])
+
+        def helps(name: str, error: Callable) -> bool:
+            return (_mean_error(forecasts, name, tests, True, error)
+                    < _mean_error(forecasts, name, tests, False, error))
+
+        # Without judged cutoffs: the p_purchase map only, as with one cutoff.
+        use_clv = {n: bool(tests) and helps(n, _clv_rmse) for n in final}
+        use_p = {n: not tests or helps(n, _p_error) for n in final}
 
         def kept(c: Calibration, n: str) -> Calibration:
             c = c if use_clv[n] else without_clv_map(c)
@@ -206,12 +202,8 @@ def judge(forecasts: list[backtest.CutoffForecasts], bootstrap: int, seed: int,
 
         per_cutoff = [{n: kept(c, n) for n, c in h.items()} for h in held]
         final = {n: kept(c, n) for n, c in final.items()}
-        how = "calibrated out of cutoff"
-    elif len(forecasts) > 1:
-        per_cutoff = [{n: without_clv_map(c) for n, c in fit_calibrations(
-            forecasts, skip=i).items()} for i in range(len(forecasts))]
-        final = {n: without_clv_map(c) for n, c in final.items()}
-        how = ("p_purchase calibrated out of cutoff (no cutoff's label window ends before "
+        how = ("calibrated out of cutoff" if tests else
+               "p_purchase calibrated out of cutoff (no cutoff's label window ends before "
                "another's: predicted_clv left as forecast)")
     else:
         final = {n: without_clv_map(c) for n, c in final.items()}

@@ -246,7 +246,6 @@ class DeepCLV(CLVModel):
         if X_val is None or y_val is None:
             raise ValueError("DeepCLV.fit needs a validation set for early stopping")
         p = self.params
-        torch.manual_seed(self.seed)
         device = resolve_device(p.device)
         self.feature_names = [c for c in X.columns if c != DATE_COLUMN]
         X_val = X_val[self.feature_names]
@@ -523,25 +522,5 @@ class DeepCLV(CLVModel):
 # -- helpers ----------------------------------------------------------------------------------
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 def _round(value: float) -> float | None:
     return None if value is None or not np.isfinite(value) else round(float(value), 6)
-
-
-
-
